@@ -1,0 +1,38 @@
+"""The bus contract shared by the in-process and Kafka implementations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import AsyncIterator, Awaitable, Callable, Protocol
+
+import numpy as np
+
+from vigil.batch import FixBatch
+
+#: Topic of validated fix batches, published by the gateway, consumed by storage and processors.
+FIXES = "fixes"
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One consumed batch. ``commit()`` marks it (and everything before it in its partition) done."""
+
+    batch: FixBatch
+    commit: Callable[[], Awaitable[None]]
+
+
+class Bus(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, topic: str, batch: FixBatch) -> None:
+        """Return once the batch is accepted (for Kafka: acknowledged by all in-sync replicas)."""
+
+    def consume(self, topic: str, group: str) -> AsyncIterator[Delivery]:
+        """Deliveries for consumer ``group``; every group sees every batch, per-device order holds."""
+
+
+def partition_of(device: np.ndarray, partitions: int) -> np.ndarray:
+    """Partition of each row: a pure function of the device code, so one device never changes lane."""
+    return (np.asarray(device, dtype=np.int64) % partitions).astype(np.int64)

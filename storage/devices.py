@@ -1,0 +1,56 @@
+"""The device registry: provisioning and the look-ups the gateway and API need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from storage.db import Database
+
+KINDS = ("car", "home", "pet")
+STATUSES = ("provisioned", "active", "suspended", "returned")
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: int
+    device_id: str
+    kind: str
+    owner: str | None
+    status: str
+
+
+async def provision(
+    db: Database, device_ids: Iterable[str], *, kind: str, owner: str | None = None, status: str = "active"
+) -> list[Device]:
+    """Register devices (idempotent: an existing device keeps its code, kind and owner)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}")
+    ids = list(device_ids)
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO devices (device_id, kind, owner, status)"
+            " SELECT d, %s, %s, %s FROM unnest(%s::text[]) AS d"
+            " ON CONFLICT (device_id) DO NOTHING",
+            (kind, owner, status, ids),
+        )
+    found = await lookup(db, ids)
+    return [found[i] for i in ids]
+
+
+async def lookup(db: Database, device_ids: Iterable[str]) -> dict[str, Device]:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id, device_id, kind, owner, status FROM devices WHERE device_id = ANY(%s)",
+            (list(device_ids),),
+        )
+        return {row[1]: Device(*row) for row in await cur.fetchall()}
+
+
+async def set_status(db: Database, device_id: str, status: str) -> None:
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}")
+    async with db.connection() as conn:
+        await conn.execute("UPDATE devices SET status = %s WHERE device_id = %s", (status, device_id))

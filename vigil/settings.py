@@ -1,0 +1,97 @@
+"""One typed settings object, read once from ``VIGIL_*`` environment variables at the edge.
+
+Tests and embedders construct :class:`Settings` directly; only the CLI calls :meth:`Settings.from_env`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from vigil.errors import ConfigError
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "vigil"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # None = embedded default: a private PostgreSQL from the pgserver wheel under data_dir.
+    database_url: str | None = None
+    # None = embedded default: Mosquitto if on PATH, else an in-process amqtt broker.
+    mqtt_url: str | None = None
+    # None = in-process bus; "host:port[,host:port]" = Kafka via aiokafka.
+    kafka_bootstrap: str | None = None
+    # Prefix of Kafka topic names, so several deployments can share a cluster.
+    kafka_topic_prefix: str = "vigil."
+    # 1 partition per core is enough for one gateway; keys keep per-device order whatever the count.
+    kafka_partitions: int = 4
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    data_dir: Path = field(default_factory=_default_data_dir)
+    # auto: TimescaleDB hypertable when the extension can be created, else native daily partitions.
+    partitioning: str = "auto"
+    # Days of fixes partitions created ahead of today (native partitioning only).
+    partitions_ahead_days: int = 3
+    # 256 KiB: a Teltonika box flushing a full buffer stays far below; anything bigger is abuse.
+    max_payload_bytes: int = 256 * 1024
+    # Fixes stamped further in the future than this are clock errors (issue 2: 5 minutes).
+    max_future_skew_s: int = 300
+    # Bounded gateway queue: back-pressure instead of unbounded memory when storage lags.
+    ingest_queue_size: int = 10_000
+    # A batch closes at this many messages or after this delay, whichever comes first.
+    batch_max_messages: int = 2_000
+    batch_max_delay_ms: int = 50
+    mqtt_client_id: str = "vigil-gateway"
+    log_level: str = "INFO"
+
+    @property
+    def http_bind(self) -> str:
+        return f"{self.http_host}:{self.http_port}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Build settings from ``VIGIL_<FIELD>`` variables; unknown ``VIGIL_`` names are an error."""
+        env = os.environ if env is None else env
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, object] = {}
+        for key, raw in env.items():
+            if not key.startswith("VIGIL_") or key.startswith("VIGIL_TEST_"):
+                continue
+            name = key[len("VIGIL_"):].lower()
+            if name == "http_bind":
+                host, _, port = raw.rpartition(":")
+                if not host or not port.isdigit():
+                    raise ConfigError(f"VIGIL_HTTP_BIND must be host:port, got {raw!r}")
+                values["http_host"], values["http_port"] = host, int(port)
+                continue
+            if name not in names:
+                raise ConfigError(f"unknown setting {key}")
+            values[name] = _convert(key, names[name].type, raw)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.partitioning not in ("auto", "native", "timescaledb"):
+            raise ConfigError("VIGIL_PARTITIONING must be auto, native or timescaledb")
+        if self.mqtt_url and not self.mqtt_url.startswith(("mqtt://", "mqtts://")):
+            raise ConfigError("VIGIL_MQTT_URL must start with mqtt:// or mqtts://")
+
+
+def _convert(key: str, annotation: object, raw: str) -> object:
+    text = str(annotation)
+    try:
+        if text == "int":
+            return int(raw)
+        if text == "Path":
+            return Path(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: expected an integer, got {raw!r}") from exc
+    if "None" in text and raw == "":
+        return None
+    return raw
