@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from storage import Database
+from vigil.runtime import Runtime
 from tests.services import mosquitto_broker, postgres_server, scratch_database
 
 
@@ -33,3 +34,27 @@ async def db(database_url):
 def mqtt_url():
     with mosquitto_broker() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap():
+    from tests.kafka_service import tansu_broker
+
+    with tansu_broker() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture
+async def runtime_factory():
+    """Starts :class:`Runtime` instances and stops them all at the end of the test."""
+    started: list[Runtime] = []
+
+    async def start(settings) -> Runtime:
+        runtime = Runtime(settings)
+        await runtime.start()
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in started:
+        await runtime.stop()

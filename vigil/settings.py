@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlsplit
 
 from vigil.errors import ConfigError
 
@@ -79,8 +80,11 @@ class Settings:
     def validate(self) -> None:
         if self.partitioning not in ("auto", "native", "timescaledb"):
             raise ConfigError("VIGIL_PARTITIONING must be auto, native or timescaledb")
-        if self.mqtt_url and not self.mqtt_url.startswith(("mqtt://", "mqtts://")):
-            raise ConfigError("VIGIL_MQTT_URL must start with mqtt:// or mqtts://")
+        if self.mqtt_url:
+            try:
+                parse_mqtt_url(self.mqtt_url)
+            except ValueError as exc:
+                raise ConfigError(f"VIGIL_MQTT_URL: {exc}") from exc
 
 
 def _convert(key: str, annotation: object, raw: str) -> object:
@@ -95,3 +99,17 @@ def _convert(key: str, annotation: object, raw: str) -> object:
     if "None" in text and raw == "":
         return None
     return raw
+
+
+def parse_mqtt_url(mqtt_url: str) -> tuple[str, int]:
+    """(host, port) of an ``mqtt://host[:port]`` (or ``tcp://``) URL; the port defaults to 1883."""
+    try:
+        parts = urlsplit(mqtt_url)
+        port = parts.port
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"invalid MQTT URL {mqtt_url!r}: {exc}") from exc
+    if parts.scheme not in ("mqtt", "tcp"):
+        raise ValueError(f"MQTT URL must start with mqtt:// or tcp://, got {mqtt_url!r}")
+    if not parts.hostname:
+        raise ValueError(f"MQTT URL has no host: {mqtt_url!r}")
+    return parts.hostname, 1883 if port is None else port

@@ -1,0 +1,1 @@
+"""alarms: not built yet; see the open issues."""

@@ -1,0 +1,1 @@
+"""The HTTP API. Public API: :func:`api.app.create_app`."""

@@ -1,0 +1,56 @@
+"""The FastAPI application: Find-Vehicle, health and metrics. Dependencies arrive via ``app.state``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Callable
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
+
+from api import problems, vehicles
+from api.schemas import Health
+from storage import deadletters
+from storage.db import Database
+from vigil import __version__
+from vigil.metrics import Metrics
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime] = _utcnow) -> FastAPI:
+    app = FastAPI(
+        title="Vigil",
+        version=__version__,
+        description="Telematics ingestion and device services for insurers.",
+        docs_url="/docs",
+    )
+    app.state.db = db
+    app.state.metrics = metrics
+    app.state.now = now
+    problems.install(app)
+    app.include_router(vehicles.router)
+
+    @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness, storage mode, rejects")
+    async def healthz(request: Request) -> Health:
+        try:
+            counts = await deadletters.counts_by_reason(db)
+            database = "ok"
+        except psycopg.Error as exc:
+            counts, database = {}, f"error: {exc}"
+        return Health(
+            status="ok" if database == "ok" else "degraded",
+            database=database,
+            fixes_storage=db.fixes_mode,
+            dead_letters=counts,
+            counters=metrics.snapshot(),
+        )
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], summary="Prometheus counters")
+    async def prometheus() -> str:
+        return metrics.render()
+
+    return app

@@ -1,0 +1,50 @@
+"""Find-Vehicle, first part: the last known position of a car."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Query, Request
+
+from api.schemas import Problem, VehiclePage, VehiclePosition
+from storage import fixes
+from vigil.errors import NotFound
+
+router = APIRouter(prefix="/v1/vehicles", tags=["vehicles"])
+
+
+def _shape(pos: fixes.Position, now: dt.datetime) -> VehiclePosition:
+    return VehiclePosition(
+        device_id=pos.device_id,
+        ts=pos.ts,
+        age_s=round((now - pos.ts).total_seconds(), 3),
+        lat=pos.lat,
+        lon=pos.lon,
+        accuracy_m=pos.accuracy_m,
+        speed_kmh=pos.speed_kmh,
+        heading_deg=pos.heading_deg,
+        ignition=pos.ignition,
+    )
+
+
+@router.get("", response_model=VehiclePage, summary="Cars with their last known position")
+async def list_vehicles(
+    request: Request, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
+) -> VehiclePage:
+    rows = await fixes.last_positions(request.app.state.db, kind="car", limit=limit + 1, offset=offset)
+    now = request.app.state.now()
+    items = [_shape(p, now) for p in rows[:limit]]
+    return VehiclePage(items=items, limit=limit, offset=offset, next_offset=offset + limit if len(rows) > limit else None)
+
+
+@router.get(
+    "/{vehicle_id}/position",
+    response_model=VehiclePosition,
+    summary="Last known position of a car (Find-Vehicle)",
+    responses={404: {"model": Problem, "description": "no such car, or it has sent no fix yet"}},
+)
+async def position(request: Request, vehicle_id: str) -> VehiclePosition:
+    pos = await fixes.last_position(request.app.state.db, vehicle_id, kind="car")
+    if pos is None:
+        raise NotFound("vehicle position", vehicle_id)
+    return _shape(pos, request.app.state.now())

@@ -1,0 +1,1 @@
+"""certificates: not built yet; see the open issues."""

@@ -1,0 +1,1 @@
+"""geofence: not built yet; see the open issues."""

@@ -1,0 +1,23 @@
+"""Vectorised plausibility checks of decoded fixes: one reason code per row, 0 when the fix is good."""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Reason names by code; code 0 is "accepted".
+REASONS = ("ok", "lat_out_of_range", "lon_out_of_range", "ts_in_future", "ts_too_old")
+#: Fixes before 2000-01-01 UTC come from devices with an unset clock (GPS week roll-over, RTC reset).
+MIN_TS_MS = 946_684_800_000
+
+
+def check(
+    ts_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, *, now_ms: int, max_future_ms: int
+) -> np.ndarray:
+    """Reason code per fix (uint8, index into :data:`REASONS`); the first failing check wins."""
+    code = np.zeros(len(ts_ms), dtype=np.uint8)
+    # Later assignments are earlier checks, so they override: position beats time.
+    code[np.asarray(ts_ms) < MIN_TS_MS] = 4
+    code[np.asarray(ts_ms) > now_ms + max_future_ms] = 3
+    code[~(np.abs(lon) <= 180.0)] = 2
+    code[~(np.abs(lat) <= 90.0)] = 1
+    return code

@@ -1,0 +1,30 @@
+"""Device simulators that publish Vigil payloads over MQTT, for demos, load tests and end-to-end tests.
+
+Public API:
+
+- :mod:`simulators.cars` (pure, vectorised, seeded): :class:`CarState`, :func:`initial_state`,
+  :func:`step`, :func:`sample`, :func:`fixes_from_sample`, :func:`encode_fix_message`, :func:`fix_topic`.
+- :mod:`simulators.publisher` (async MQTT adapter): :func:`run_cars`.
+"""
+
+from simulators.cars import (
+    CarState,
+    encode_fix_message,
+    fix_topic,
+    fixes_from_sample,
+    initial_state,
+    sample,
+    step,
+)
+from simulators.publisher import run_cars
+
+__all__ = [
+    "CarState",
+    "encode_fix_message",
+    "fix_topic",
+    "fixes_from_sample",
+    "initial_state",
+    "run_cars",
+    "sample",
+    "step",
+]

@@ -1,0 +1,36 @@
+"""The storage writer service: consumes fix batches from the bus and stores them with binary COPY."""
+
+from __future__ import annotations
+
+import logging
+
+from bus.base import FIXES, Bus
+from storage.db import Database
+from storage.fixes import FixWriter
+from vigil.metrics import Metrics
+from vigil.retry import retry_forever
+
+log = logging.getLogger(__name__)
+
+GROUP = "storage"
+
+
+class StorageConsumer:
+    """At-least-once: a batch is committed on the bus only after its transaction commits; a
+    redelivered batch inserts nothing twice thanks to the (device, ts) key."""
+
+    def __init__(self, *, db: Database, bus: Bus, metrics: Metrics) -> None:
+        self.writer = FixWriter(db)
+        self.bus = bus
+        self.metrics = metrics
+        metrics.describe("vigil_storage_fixes_total", "", "fixes written to the fixes table")
+        metrics.describe("vigil_storage_duplicates_total", "", "redelivered fixes skipped by the writer")
+
+    async def run(self) -> None:
+        async for delivery in self.bus.consume(FIXES, GROUP):
+            inserted = await retry_forever(
+                self.writer.write, delivery.batch, what=f"storing {len(delivery.batch)} fixes", log=log
+            )
+            await delivery.commit()
+            self.metrics.inc("vigil_storage_fixes_total", by=inserted)
+            self.metrics.inc("vigil_storage_duplicates_total", by=len(delivery.batch) - inserted)

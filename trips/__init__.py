@@ -1,0 +1,1 @@
+"""trips: not built yet; see the open issues."""

@@ -1,0 +1,193 @@
+"""The ``vigil`` command: up, demo, simulate, migrate, devices."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from contextlib import asynccontextmanager
+
+from vigil.errors import VigilError
+from vigil.settings import Settings
+
+log = logging.getLogger("vigil")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vigil", description="Telematics ingestion and device services.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run broker, database, gateway, storage writer and API until Ctrl-C")
+    demo = sub.add_parser("demo", help="`up` plus simulated cars; prints the URLs to open")
+    demo.add_argument("--cars", type=int, default=50)
+    demo.add_argument("--interval", type=float, default=1.0, help="seconds between a car's fixes")
+    demo.add_argument("--seed", type=int, default=1)
+
+    sim = sub.add_parser("simulate", help="publish simulated devices over MQTT")
+    sim_sub = sim.add_subparsers(dest="what", required=True)
+    cars = sim_sub.add_parser("cars", help="plausible moving cars (straight legs, accelerations, stops)")
+    cars.add_argument("--count", type=int, default=10, help="number of cars")
+    cars.add_argument("--rate", type=float, default=1.0, help="fixes per second per car")
+    cars.add_argument("--fixes", type=int, default=None, help="stop after this many fixes per car")
+    cars.add_argument("--fast", action="store_true", help="publish as fast as possible with past timestamps")
+    cars.add_argument("--prefix", default="sim-car-", help="device id prefix")
+    cars.add_argument("--seed", type=int, default=0)
+    cars.add_argument("--provision", action="store_true", help="register the cars in the database first")
+
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    dev = sub.add_parser("devices", help="manage the device registry")
+    dev_sub = dev.add_subparsers(dest="action", required=True)
+    add = dev_sub.add_parser("add", help="provision devices (idempotent)")
+    add.add_argument("device_ids", nargs="+")
+    add.add_argument("--kind", choices=("car", "home", "pet"), required=True)
+    add.add_argument("--owner", default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except VigilError as exc:
+        print(f"vigil: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    handlers = {"up": _up, "demo": _demo, "simulate": _simulate, "migrate": _migrate, "devices": _devices}
+    try:
+        return asyncio.run(handlers[args.command](settings, args)) or 0
+    except VigilError as exc:
+        print(f"vigil: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _stop_event() -> asyncio.Event:
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, event.set)
+    return event
+
+
+async def _run_until_stopped(runtime, stop: asyncio.Event, extra: list[asyncio.Task] = ()) -> None:
+    stopper = asyncio.create_task(stop.wait())
+    crashed = asyncio.create_task(runtime.wait())
+    await asyncio.wait([stopper, crashed, *extra], return_when=asyncio.FIRST_COMPLETED)
+    print("\nstopping…", flush=True)
+    for task in (stopper, crashed, *extra):
+        task.cancel()
+    await asyncio.gather(stopper, crashed, *extra, return_exceptions=True)
+    await runtime.stop()
+    print("stopped.", flush=True)
+
+
+def _banner(runtime) -> None:
+    print(f"\nVigil is up in {runtime.startup_s:.1f}s", flush=True)
+    for line in runtime.descriptions:
+        print("  " + line)
+
+
+async def _up(settings: Settings, args) -> int:
+    from vigil.runtime import Runtime
+
+    stop = _stop_event()
+    runtime = Runtime(settings)
+    await runtime.start()
+    _banner(runtime)
+    print("Ctrl-C stops everything.", flush=True)
+    await _run_until_stopped(runtime, stop)
+    return 0
+
+
+async def _demo(settings: Settings, args) -> int:
+    from simulators.publisher import run_cars
+    from storage import devices
+    from vigil.runtime import Runtime
+
+    stop = _stop_event()
+    runtime = Runtime(settings)
+    await runtime.start()
+    ids = [f"demo-car-{i:04d}" for i in range(1, args.cars + 1)]
+    await devices.provision(runtime.db, ids, kind="car", owner="demo-customer")
+    sim = asyncio.create_task(
+        run_cars(runtime.mqtt_url, ids, interval_s=args.interval, realtime=True, seed=args.seed, stop=stop)
+    )
+    _banner(runtime)
+    url = runtime.http_url
+    print(f"\n{len(ids)} simulated cars are driving around central Helsinki. Open:")
+    print(f"  {url}/v1/vehicles                          every car with its last position")
+    print(f"  {url}/v1/vehicles/{ids[0]}/position   Find-Vehicle for one car (refresh: it moves)")
+    print(f"  {url}/docs                                 the API")
+    print(f"  {url}/healthz                              storage mode and rejected messages")
+    print("Ctrl-C stops everything.", flush=True)
+    await _run_until_stopped(runtime, stop, [sim])
+    return 0
+
+
+@asynccontextmanager
+async def _database(settings: Settings):
+    from storage import Database, EmbeddedPostgres
+
+    embedded = None
+    url = settings.database_url
+    if not url:
+        embedded = EmbeddedPostgres(settings.data_dir)
+        url = await embedded.start()
+    db = await Database.open(url, partitioning=settings.partitioning)
+    try:
+        yield db
+    finally:
+        await db.close()
+        if embedded is not None:
+            await embedded.stop()
+
+
+async def _migrate(settings: Settings, args) -> int:
+    async with _database(settings) as db:
+        print(f"database migrated; fixes table uses {db.fixes_mode} partitioning")
+    return 0
+
+
+async def _devices(settings: Settings, args) -> int:
+    from storage import devices
+
+    async with _database(settings) as db:
+        for d in await devices.provision(db, args.device_ids, kind=args.kind, owner=args.owner):
+            print(f"{d.device_id}\t{d.kind}\t{d.status}\tcode {d.id}")
+    return 0
+
+
+async def _simulate(settings: Settings, args) -> int:
+    from simulators.publisher import run_cars
+
+    if args.rate <= 0:
+        raise SystemExit("vigil simulate: --rate must be positive")
+    ids = [f"{args.prefix}{i:05d}" for i in range(1, args.count + 1)]
+    if args.provision:
+        from storage import devices
+
+        async with _database(settings) as db:
+            await devices.provision(db, ids, kind="car")
+    mqtt_url = settings.mqtt_url or "mqtt://127.0.0.1:1883"
+    stop = _stop_event()
+    last = [0]
+
+    def progress(n: int) -> None:
+        if n - last[0] >= 10_000 or (args.fixes and n == args.fixes * len(ids)):
+            last[0] = n
+            print(f"published {n} fixes", flush=True)
+
+    n = await run_cars(
+        mqtt_url, ids, fixes_per_car=args.fixes, interval_s=1.0 / args.rate, realtime=not args.fast,
+        seed=args.seed, progress=progress, stop=stop,
+    )
+    print(f"done: {n} fixes from {len(ids)} cars to {mqtt_url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The process group behind ``vigil up``: broker, database, bus, storage writer, gateway and API.
+
+Every part is started in order and stopped in reverse; embedded defaults stand in for what the
+settings leave unset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+import uvicorn
+
+from api.app import create_app
+from bus import open_bus
+from bus.base import Bus
+from ingest.gateway import Gateway
+from storage import Database, EmbeddedPostgres
+from storage.consumer import StorageConsumer
+from vigil.broker import EmbeddedBroker
+from vigil.metrics import Metrics
+from vigil.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime owns Ctrl-C and stops every part."""
+
+    def install_signal_handlers(self) -> None:
+        return None
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    mqtt_url: str = ""
+    database_url: str = ""
+    db: Database | None = None
+    bus: Bus | None = None
+    gateway: Gateway | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    startup_s: float = 0.0
+    descriptions: list[str] = field(default_factory=list)
+    _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+    _api: _ApiServer | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.settings.http_host}:{self.settings.http_port}"
+
+    async def start(self) -> None:
+        t0 = time.perf_counter()
+        s = self.settings
+        try:
+            await self._start_parts(s)
+        except BaseException:
+            await self.stop()
+            raise
+        self.startup_s = time.perf_counter() - t0
+
+    async def _start_parts(self, s: Settings) -> None:
+        if s.mqtt_url:
+            self.mqtt_url = s.mqtt_url
+            self.descriptions.append(f"MQTT broker   {self.mqtt_url} (configured)")
+        else:
+            broker = EmbeddedBroker(s.data_dir)
+            self.mqtt_url = await broker.start()
+            self._stack.push_async_callback(broker.stop)
+            self.descriptions.append(f"MQTT broker   {self.mqtt_url} (embedded {broker.kind})")
+
+        if s.database_url:
+            self.database_url = s.database_url
+            self.descriptions.append("database      configured PostgreSQL (VIGIL_DATABASE_URL)")
+        else:
+            pg = EmbeddedPostgres(s.data_dir)
+            self.database_url = await pg.start()
+            self._stack.push_async_callback(pg.stop)
+            self.descriptions.append(f"database      embedded PostgreSQL under {pg.pgdata}")
+        self.db = await Database.open(self.database_url, partitioning=s.partitioning)
+        self._stack.push_async_callback(self.db.close)
+        self.descriptions.append(f"fixes table   {self.db.fixes_mode} partitioning")
+
+        self.bus = open_bus(s)
+        await self.bus.start()
+        self._stack.push_async_callback(self.bus.stop)
+        self.descriptions.append(f"bus           {'Kafka ' + s.kafka_bootstrap if s.kafka_bootstrap else 'in-process'}")
+
+        consumer = StorageConsumer(db=self.db, bus=self.bus, metrics=self.metrics)
+        if hasattr(self.bus, "subscribe"):
+            self.bus.subscribe("fixes", "storage")
+        self._spawn(consumer.run(), "storage-writer")
+        self.gateway = Gateway(settings=s, mqtt_url=self.mqtt_url, db=self.db, bus=self.bus, metrics=self.metrics)
+        self._spawn(self.gateway.run(), "gateway")
+        await asyncio.wait_for(self.gateway.subscribed.wait(), 30)
+
+        app = create_app(db=self.db, metrics=self.metrics)
+        config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", lifespan="off")
+        self._api = _ApiServer(config)
+        self._spawn(self._api.serve(), "api")
+        while not self._api.started:
+            if self._tasks[-1].done():
+                self._tasks[-1].result()
+                raise RuntimeError(f"API could not start on {s.http_bind}")
+            await asyncio.sleep(0.02)
+        self.descriptions.append(f"API           {self.http_url}  (docs {self.http_url}/docs)")
+
+    def _spawn(self, coro, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(_report_crash)
+        self._tasks.append(task)
+
+    async def wait(self) -> None:
+        """Until any part stops on its own (which is a failure: they run forever)."""
+        await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+
+    async def stop(self) -> None:
+        if self._api is not None:
+            self._api.should_exit = True
+        for task in reversed(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self._stack.aclose()
+
+
+def _report_crash(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped: %r", task.get_name(), task.exception())
