@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -22,15 +23,19 @@ class Database:
 
     @classmethod
     async def open(
-        cls, url: str, *, partitioning: str = "auto", min_size: int = 1, max_size: int = 8
+        cls, url: str, *, partitioning: str = "auto", ahead_days: int = 3, min_size: int = 1, max_size: int = 8
     ) -> "Database":
-        """Connect, apply pending migrations and report how fixes are partitioned."""
+        """Connect, apply pending migrations, create the coming days' partitions (native mode) and
+        report how fixes are partitioned."""
         pool = AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False)
         try:
             await pool.open(wait=True, timeout=30)
             async with pool.connection() as conn:
                 await migrations.migrate(conn, partitioning)
                 mode = await partitions.fixes_mode(conn)
+                if mode == "native":
+                    today = int(time.time() // 86_400)
+                    await partitions.ensure_day_partitions(conn, list(range(today - 1, today + ahead_days + 1)))
         except (psycopg.Error, TimeoutError) as exc:
             await pool.close()
             raise StorageError(f"cannot open database: {exc}") from exc

@@ -137,7 +137,7 @@ async def _database(settings: Settings):
     if not url:
         embedded = EmbeddedPostgres(settings.data_dir)
         url = await embedded.start()
-    db = await Database.open(url, partitioning=settings.partitioning)
+    db = await Database.open(url, partitioning=settings.partitioning, ahead_days=settings.partitions_ahead_days)
     try:
         yield db
     finally:

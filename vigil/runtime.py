@@ -85,7 +85,7 @@ class Runtime:
             self.database_url = await pg.start()
             self._stack.push_async_callback(pg.stop)
             self.descriptions.append(f"database      embedded PostgreSQL under {pg.pgdata}")
-        self.db = await Database.open(self.database_url, partitioning=s.partitioning)
+        self.db = await Database.open(self.database_url, partitioning=s.partitioning, ahead_days=s.partitions_ahead_days)
         self._stack.push_async_callback(self.db.close)
         self.descriptions.append(f"fixes table   {self.db.fixes_mode} partitioning")
 
