@@ -71,6 +71,9 @@ class Gateway:
                         await self._queue.put(raw)
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
+                if asyncio.current_task().cancelling():
+                    raise
+
                 log.warning("MQTT connection lost (%s); reconnecting in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+import warnings
 from contextlib import asynccontextmanager
 
 from vigil.errors import VigilError
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
+    # pgserver narrates initdb and pg_ctl at INFO; its failures still come through as warnings.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI); pgserver then uses /tmp.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     handlers = {"up": _up, "demo": _demo, "simulate": _simulate, "migrate": _migrate, "devices": _devices}
     try:
         return asyncio.run(handlers[args.command](settings, args)) or 0
