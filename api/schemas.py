@@ -31,7 +31,7 @@ class Health(BaseModel):
     database: str
     fixes_storage: str = Field(description="timescaledb or native", examples=["native"])
     dead_letters: dict[str, int] = Field(description="stored dead letters by reason")
-    counters: dict[str, dict[str, int]] = Field(description="this process's counters")
+    counters: dict[str, dict[str, float]] = Field(description="this process's counters and gauges")
 
 
 class Problem(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable, Protocol
 
@@ -26,8 +27,12 @@ class Bus(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def enqueue(self, topic: str, batch: FixBatch) -> "asyncio.Future[None]":
+        """Queue the batch behind earlier ones and return at once with a future that resolves when
+        the batch is durable (Kafka: acknowledged by all in-sync replicas; in-process: stored)."""
+
     async def publish(self, topic: str, batch: FixBatch) -> None:
-        """Return once the batch is accepted (for Kafka: acknowledged by all in-sync replicas)."""
+        """``enqueue`` and wait until the batch is durable."""
 
     def consume(self, topic: str, group: str) -> AsyncIterator[Delivery]:
         """Deliveries for consumer ``group``; every group sees every batch, per-device order holds."""

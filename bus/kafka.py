@@ -164,26 +164,29 @@ class KafkaBus:
             self._topics.add(name)
         return name
 
-    async def publish(self, topic: str, batch: FixBatch) -> None:
-        """Send ``batch`` as one record per non-empty partition; return when all are acknowledged.
+    async def enqueue(self, topic: str, batch: FixBatch) -> asyncio.Future[None]:
+        """Hand ``batch`` to the producer as one record per non-empty partition, in order, and return a
+        future that resolves when all records are acknowledged (``acks="all"``).
 
         On :class:`BusError` some records may already be written, so a retry can duplicate rows.
         """
         if self._producer is None:
             raise BusError("bus is not started")
-        if len(batch) == 0:
-            return
-        name = await self._ensure_topic(topic)
-        parts = batch.split(partition_of(batch.device, self._partitions), self._partitions)
+        name = await self._ensure_topic(topic) if len(batch) else ""
+        parts = batch.split(partition_of(batch.device, self._partitions), self._partitions) if len(batch) else []
         try:
             sends = [
                 await self._producer.send(name, part.to_bytes(), key=str(p).encode(), partition=p)
                 for p, part in enumerate(parts)
                 if len(part)
             ]
-            await asyncio.gather(*sends)
         except KafkaError as exc:
             raise BusError(f"publish to {name} failed: {exc!r}") from exc
+        return asyncio.ensure_future(_acknowledged(name, sends))
+
+    async def publish(self, topic: str, batch: FixBatch) -> None:
+        """Send ``batch``; return when every record is acknowledged."""
+        await (await self.enqueue(topic, batch))
 
     async def consume(self, topic: str, group: str) -> AsyncIterator[Delivery]:
         """Deliveries of ``topic`` for consumer ``group``, in partition order; ends on ``stop()`` or close.
@@ -253,3 +256,10 @@ def _committer(offsets: _Offsets, tp: TopicPartition, offset: int) -> Callable[[
         await offsets.commit(tp, offset)
 
     return commit
+
+
+async def _acknowledged(name: str, sends: list[asyncio.Future]) -> None:
+    try:
+        await asyncio.gather(*sends)
+    except KafkaError as exc:
+        raise BusError(f"publish to {name} failed: {exc!r}") from exc

@@ -26,6 +26,11 @@ class RawMessage:
     topic: str
     payload: bytes
     received_ms: int
+    #: MQTT packet id and QoS, acknowledged once the message's fixes are durable.
+    mid: int = 0
+    qos: int = 0
+    #: Which broker connection delivered it: a packet id is only meaningful on its own connection.
+    connection: int = 0
 
 
 @dataclass(slots=True)

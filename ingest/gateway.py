@@ -1,8 +1,13 @@
 """The MQTT gateway: subscribe, queue (bounded), batch, assemble, publish to the bus, dead-letter.
 
 The stages are: receive → bounded queue → batch (by count or delay) → assemble (decode + validate,
-pure) → publish fixes to the bus and store dead letters. A failure on one message never stops the
-stream; a failure of the bus or database is retried with back-off so nothing accepted is dropped.
+pure) → enqueue fixes on the bus and store dead letters → acknowledge to the broker once durable.
+
+Delivery: the subscription is QoS 1 on a persistent session (fixed client id, clean session off), and
+a message's PUBACK is sent only after its fixes are durable (stored, or acknowledged by Kafka) and its
+dead letters are stored. A crash before that makes the broker deliver it again; storage ignores the
+duplicate. The broker's in-flight window bounds how many unacknowledged messages the gateway holds,
+which is the back-pressure: when storage slows down, acknowledgements slow down, and so does intake.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from vigil.settings import Settings, parse_mqtt_url
 
 log = logging.getLogger(__name__)
 
+#: Batches whose durability is awaited at once; more would only grow memory, fewer would idle.
+MAX_UNACKED_BATCHES = 8
+
 
 class Gateway:
     def __init__(
@@ -38,10 +46,19 @@ class Gateway:
         self.registry = DeviceRegistry(db)
         self._clock = clock
         self._queue: asyncio.Queue[stage.RawMessage] = asyncio.Queue(settings.ingest_queue_size)
+        self._unacked = asyncio.Semaphore(MAX_UNACKED_BATCHES)
+        self._awaiting = 0
+        self._acks: set[asyncio.Task] = set()
+        self._connection = 0
+        self._client: aiomqtt.Client | None = None
+        self._lost = asyncio.Event()
         self.subscribed = asyncio.Event()
         metrics.describe("vigil_ingest_messages_total", "", "MQTT messages received by the gateway")
         metrics.describe("vigil_ingest_fixes_total", "", "fixes accepted and published to the bus")
         metrics.describe("vigil_ingest_rejected_total", "reason", "dead-lettered messages by reason")
+        metrics.describe("vigil_ingest_acked_total", "", "messages acknowledged to the broker")
+        metrics.describe("vigil_ingest_queue_depth", "", "messages received, not yet batched", gauge=True)
+        metrics.describe("vigil_ingest_unacked_batches", "", "batches awaiting durability", gauge=True)
 
     async def run(self) -> None:
         """Run until cancelled: reconnects to the broker with back-off, never stops on bad input."""
@@ -50,49 +67,87 @@ class Gateway:
             await self._receive_forever()
         finally:
             worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
+            for task in (worker, *self._acks):
+                task.cancel()
+            await asyncio.gather(worker, *self._acks, return_exceptions=True)
 
     async def _receive_forever(self) -> None:
         host, port = parse_mqtt_url(self.mqtt_url)
         delay = 0.5
         while True:
+            client = aiomqtt.Client(host, port, identifier=self.settings.mqtt_client_id, clean_session=False)
+            # aiomqtt cannot delay PUBACKs; its paho client can. Acks go out in _ack_when_durable.
+            client._client.manual_ack_set(True)
             try:
-                async with aiomqtt.Client(
-                    host, port, identifier=self.settings.mqtt_client_id, clean_session=False
-                ) as client:
+                async with client:
+                    self._connection += 1
+                    self._client = client
+                    self._lost.clear()
                     await client.subscribe(SUBSCRIPTION, qos=1)
                     log.info("gateway subscribed to %s on %s:%d", SUBSCRIPTION, host, port)
                     self.subscribed.set()
                     delay = 0.5
-                    async for message in client.messages:
-                        raw = stage.RawMessage(
-                            str(message.topic), bytes(message.payload), int(self._clock() * 1000)
-                        )
-                        await self._queue.put(raw)
+                    await self._read(client)
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
                 if asyncio.current_task().cancelling():
                     raise
-
                 log.warning("MQTT connection lost (%s); reconnecting in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+            finally:
+                self._client = None
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        reader = asyncio.ensure_future(self._enqueue_messages(client))
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            await asyncio.wait([reader, lost], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reader.cancel()
+            lost.cancel()
+        if reader.done() and not reader.cancelled() and reader.exception():
+            raise reader.exception()
+        if lost.done() and not lost.cancelled():
+            # A batch could not be made durable: reconnecting makes the broker resend what is unacked.
+            raise aiomqtt.MqttError("reconnecting to have unacknowledged messages redelivered")
+
+    async def _enqueue_messages(self, client: aiomqtt.Client) -> None:
+        connection = self._connection
+        async for message in client.messages:
+            raw = stage.RawMessage(
+                str(message.topic), bytes(message.payload), int(self._clock() * 1000),
+                mid=message.mid, qos=message.qos, connection=connection,
+            )
+            await self._queue.put(raw)
 
     async def _process_forever(self) -> None:
         while True:
             messages = await self._next_batch()
-            await retry_forever(self.process, messages, what="gateway batch", log=log)
+            self.metrics.gauge("vigil_ingest_queue_depth", self._queue.qsize())
+            await self._unacked.acquire()
+            try:
+                durable = await retry_forever(self.process, messages, what="gateway batch", log=log)
+            except BaseException:
+                self._unacked.release()
+                raise
+            task = asyncio.create_task(self._ack_when_durable(durable, messages))
+            self._acks.add(task)
+            task.add_done_callback(self._acks.discard)
+            self._awaiting += 1
+            self.metrics.gauge("vigil_ingest_unacked_batches", self._awaiting)
 
     async def _next_batch(self) -> list[stage.RawMessage]:
         messages = [await self._queue.get()]
-        deadline = asyncio.get_running_loop().time() + self.settings.batch_max_delay_ms / 1000
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.batch_max_delay_ms / 1000
         while len(messages) < self.settings.batch_max_messages:
             try:
                 messages.append(self._queue.get_nowait())
                 continue
             except asyncio.QueueEmpty:
                 pass
-            remaining = deadline - asyncio.get_running_loop().time()
+            remaining = deadline - loop.time()
             if remaining <= 0:
                 break
             try:
@@ -101,8 +156,11 @@ class Gateway:
                 break
         return messages
 
-    async def process(self, messages: list[stage.RawMessage]) -> stage.Assembled:
-        """Assemble one batch of messages, publish its fixes and store its dead letters."""
+    async def process(self, messages: list[stage.RawMessage]) -> asyncio.Future[None]:
+        """Assemble one batch of messages, enqueue its fixes on the bus and store its dead letters.
+
+        Returns a future that resolves when the fixes are durable.
+        """
         registry = await self.registry.resolve(stage.device_ids(messages))
         out = stage.assemble(
             messages,
@@ -111,13 +169,36 @@ class Gateway:
             max_payload_bytes=self.settings.max_payload_bytes,
             max_future_ms=self.settings.max_future_skew_s * 1000,
         )
-        # Fixes first: if storing dead letters fails, the retry republishes them, which is harmless
+        # Fixes first: if storing dead letters fails, the retry enqueues them again, which is harmless
         # (storage skips duplicates), while the other order could store dead letters twice.
-        await self.bus.publish(FIXES, out.batch)
+        durable = await self.bus.enqueue(FIXES, out.batch)
         await deadletters.store(self.db, out.dead_letters)
         self.metrics.inc("vigil_ingest_messages_total", by=len(messages))
         self.metrics.inc("vigil_ingest_fixes_total", by=len(out.batch))
         for letter in out.dead_letters:
             self.metrics.inc("vigil_ingest_rejected_total", letter.reason)
             log.warning("rejected message on %s: %s %s", letter.topic, letter.reason, letter.detail[:200])
-        return out
+        return durable
+
+    async def _ack_when_durable(self, durable: asyncio.Future[None], messages: list[stage.RawMessage]) -> None:
+        try:
+            await durable
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("a batch of %d messages was not made durable; they will be redelivered", len(messages))
+            self._lost.set()
+            return
+        finally:
+            self._unacked.release()
+            self._awaiting -= 1
+        client = self._client
+        if client is None:
+            return
+        acked = 0
+        for m in messages:
+            # Packet ids of an earlier connection mean nothing now; the broker resends those messages.
+            if m.qos and m.connection == self._connection:
+                client._client.ack(m.mid, m.qos)
+                acked += 1
+        self.metrics.inc("vigil_ingest_acked_total", by=acked)

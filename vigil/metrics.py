@@ -11,19 +11,29 @@ class Metrics:
     def __init__(self) -> None:
         self._counters: dict[str, Counter[str]] = {}
         self._help: dict[str, tuple[str, str]] = {}
+        self._gauges: dict[str, float] = {}
 
-    def describe(self, name: str, label: str, text: str) -> None:
+    def describe(self, name: str, label: str, text: str, *, gauge: bool = False) -> None:
         self._help[name] = (label, text)
-        self._counters.setdefault(name, Counter())
+        if gauge:
+            self._gauges.setdefault(name, 0.0)
+        else:
+            self._counters.setdefault(name, Counter())
 
     def inc(self, name: str, value: str = "", by: int = 1) -> None:
         self._counters.setdefault(name, Counter())[value] += by
 
+    def gauge(self, name: str, value: float) -> None:
+        """Set a gauge (a level, not a count): rendered with ``# TYPE name gauge``."""
+        self._gauges[name] = value
+
     def get(self, name: str, value: str = "") -> int:
         return self._counters.get(name, Counter())[value]
 
-    def snapshot(self) -> dict[str, dict[str, int]]:
-        return {name: dict(c) for name, c in self._counters.items()}
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {name: dict(c) for name, c in self._counters.items()}
+        out.update({name: {"": level} for name, level in self._gauges.items()})
+        return out
 
     def render(self) -> str:
         lines = []
@@ -34,4 +44,8 @@ class Metrics:
             for value, n in sorted(counter.items()):
                 labels = f'{{{label}="{value}"}}' if label and value else ""
                 lines.append(f"{name}{labels} {n}")
+        for name, level in sorted(self._gauges.items()):
+            lines.append(f"# HELP {name} {self._help.get(name, ('', name))[1]}")
+            lines.append(f"# TYPE {name} gauge")
+            lines.append(f"{name} {level:g}")
         return "\n".join(lines) + "\n"

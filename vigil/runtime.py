@@ -124,7 +124,11 @@ class Runtime:
 
     async def stop(self) -> None:
         if self._api is not None:
+            # Let uvicorn close its listening socket itself, so the port is free at once.
             self._api.should_exit = True
+            api_task = next((t for t in self._tasks if t.get_name() == "api"), None)
+            if api_task is not None:
+                await asyncio.wait([api_task], timeout=5)
         for task in reversed(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
