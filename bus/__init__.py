@@ -4,7 +4,7 @@ Public API: :class:`Bus` (the protocol), :class:`Delivery`, :func:`open_bus`, :c
 :class:`KafkaBus`, and the topic name :data:`FIXES`.
 """
 
-from bus.base import FIXES, Bus, Delivery, partition_of
+from bus.base import EVENTS, FIXES, Bus, Delivery, partition_of
 from bus.memory import MemoryBus
 
 
@@ -21,4 +21,4 @@ def open_bus(settings):
     return MemoryBus()
 
 
-__all__ = ["FIXES", "Bus", "Delivery", "MemoryBus", "open_bus", "partition_of"]
+__all__ = ["EVENTS", "FIXES", "Bus", "Delivery", "MemoryBus", "open_bus", "partition_of"]

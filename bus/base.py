@@ -9,9 +9,14 @@ from typing import AsyncIterator, Awaitable, Callable, Protocol
 import numpy as np
 
 from vigil.batch import FixBatch
+from vigil.events import EventBatch
 
 #: Topic of validated fix batches, published by the gateway, consumed by storage and processors.
 FIXES = "fixes"
+#: Topic of device events (home-kit sensors, pet SOS, heartbeats).
+EVENTS = "events"
+#: The batch type each topic carries, for transports that move bytes.
+CODECS = {FIXES: FixBatch, EVENTS: EventBatch}
 
 
 @dataclass(slots=True)
@@ -26,6 +31,9 @@ class Bus(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    def subscribe(self, topic: str, group: str) -> None:
+        """Make sure ``group`` receives batches published from now on, before it starts reading."""
 
     async def enqueue(self, topic: str, batch: FixBatch) -> "asyncio.Future[None]":
         """Queue the batch behind earlier ones and return at once with a future that resolves when

@@ -22,7 +22,7 @@ from aiokafka.errors import (
     for_code,
 )
 
-from bus.base import Delivery, partition_of
+from bus.base import CODECS, Delivery, partition_of
 from vigil.batch import FixBatch
 from vigil.errors import BusError, ConfigError
 
@@ -195,6 +195,7 @@ class KafkaBus:
         A record that is not a fix batch is logged and stepped over, never handed out.
         """
         name = await self._ensure_topic(topic)
+        codec = CODECS.get(topic, FixBatch)
         consumer = AIOKafkaConsumer(
             name,
             bootstrap_servers=self._bootstrap,
@@ -221,7 +222,7 @@ class KafkaBus:
                     raise BusError(f"consume of {name} as {group} failed: {exc!r}") from exc
                 tp = TopicPartition(record.topic, record.partition)
                 try:
-                    batch = FixBatch.from_bytes(record.value)
+                    batch = codec.from_bytes(record.value)
                 except (BusError, TypeError, ValueError) as exc:
                     # One bad record must not stop the stream (nor be redelivered forever).
                     log.error("skipping undecodable record %s[%d]@%d: %s",

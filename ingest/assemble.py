@@ -1,7 +1,7 @@
-"""Stage: turn a list of raw MQTT messages into one columnar FixBatch plus dead letters.
+"""Stage: turn a list of raw MQTT messages into one columnar FixBatch, one EventBatch, and dead letters.
 
 Pure: the device registry snapshot and ``now_ms`` are passed in. Every message either contributes all
-its fixes, some of them (the rest dead-lettered with reasons), or none (dead-lettered whole).
+its content, some of it (the rest dead-lettered with reasons), or none (dead-lettered whole).
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ingest import topics, validate, vigil_json
+from ingest import protocols, validate
 from storage.deadletters import DeadLetter
 from storage.devices import Device
 from vigil.batch import FixBatch
 from vigil.errors import RejectedInput
-
-_NAN3 = (np.nan, np.nan, np.nan)
+from vigil.events import EVENT_CODE, EventBatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +25,7 @@ class RawMessage:
     topic: str
     payload: bytes
     received_ms: int
-    #: MQTT packet id and QoS, acknowledged once the message's fixes are durable.
+    #: MQTT packet id and QoS, acknowledged once the message's content is durable.
     mid: int = 0
     qos: int = 0
     #: Which broker connection delivered it: a packet id is only meaningful on its own connection.
@@ -36,18 +35,59 @@ class RawMessage:
 @dataclass(slots=True)
 class Assembled:
     batch: FixBatch
+    events: EventBatch
     dead_letters: list[DeadLetter] = field(default_factory=list)
     accepted_messages: int = 0
 
 
 def device_ids(messages: list[RawMessage]) -> set[str]:
-    """Device ids named by well-formed topics, for the registry look-up before :func:`assemble`."""
+    """Device ids named by routable topics, for the registry look-up before :func:`assemble`."""
     ids = set()
     for m in messages:
-        parts = m.topic.split("/")
-        if len(parts) == 5:
-            ids.add(parts[3])
+        try:
+            ids.add(protocols.route(m.topic).device_id)
+        except RejectedInput:
+            continue
     return ids
+
+
+class _Collector:
+    """Accumulates decoded content with, per row, the index of its message among the kept ones."""
+
+    def __init__(self) -> None:
+        self.rows: dict[protocols.Handler, tuple[list, list[int], list[int]]] = defaultdict(lambda: ([], [], []))
+        self.column_parts: list[tuple[dict[str, np.ndarray], int, list[int]]] = []
+        self.events: list[tuple[protocols.EventRow, int, int]] = []
+
+    def add(self, handler: protocols.Handler, decoded: protocols.Decoded, k: int) -> None:
+        if decoded.columns is not None:
+            self.column_parts.append((decoded.columns, k, decoded.positions))
+        elif decoded.rows:
+            rows, owner, positions = self.rows[handler]
+            rows.extend(decoded.rows)
+            owner.extend([k] * len(decoded.rows))
+            positions.extend(decoded.positions)
+        self.events.extend((e, k, i) for i, e in enumerate(decoded.events))
+
+    def fix_columns(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """All fixes as columns (every FIX_DEFAULTS key), their message index and in-message position."""
+        parts, owners, positions = [], [], []
+        for handler, (rows, owner, pos) in self.rows.items():
+            parts.append(handler.to_columns(rows))
+            owners.append(np.asarray(owner, dtype=np.int64))
+            positions.append(np.asarray(pos, dtype=np.int64))
+        for columns, k, pos in self.column_parts:
+            parts.append(columns)
+            owners.append(np.full(len(pos), k, dtype=np.int64))
+            positions.append(np.asarray(pos, dtype=np.int64))
+        merged = {}
+        for name, (dtype, fill) in protocols.FIX_DEFAULTS.items():
+            merged[name] = np.concatenate(
+                [np.asarray(p[name], dtype=dtype) if name in p else np.full(len(o), fill, dtype=dtype)
+                 for p, o in zip(parts, owners)]
+            ) if parts else np.empty(0, dtype=dtype)
+        empty = np.empty(0, dtype=np.int64)
+        return merged, np.concatenate(owners) if owners else empty, np.concatenate(positions) if positions else empty
 
 
 def assemble(
@@ -59,76 +99,69 @@ def assemble(
     max_future_ms: int,
 ) -> Assembled:
     letters: list[DeadLetter] = []
-    fixes: list[vigil_json.Fix] = []
-    owner: list[int] = []        # per fix: index into ``kept``
-    position: list[int] = []     # per fix: index inside its message
     kept: list[tuple[RawMessage, Device, int]] = []
-    partial: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    # kept message → (reason, "fixes" | "events") → positions in the message
+    partial: dict[int, dict[tuple[str, str], list[int]]] = defaultdict(lambda: defaultdict(list))
+    collector = _Collector()
 
     for msg in messages:
         try:
-            device, decoded = _admit(msg, registry, max_payload_bytes)
+            device, handler, decoded = _admit(msg, registry, max_payload_bytes)
         except RejectedInput as exc:
             letters.append(DeadLetter(msg.topic, exc.reason, exc.detail, msg.payload))
             continue
         k = len(kept)
         kept.append((msg, device, decoded.seq))
         for i, reason, _ in decoded.bad:
-            partial[k][reason].append(i)
-        fixes.extend(decoded.fixes)
-        position.extend(decoded.positions)
-        owner.extend([k] * len(decoded.fixes))
+            partial[k][reason, "fixes"].append(i)
+        collector.add(handler, decoded, k)
 
-    n = len(fixes)
-    owner_a = np.asarray(owner, dtype=np.int64)
-    ts = np.fromiter((f.ts for f in fixes), np.int64, n)
-    lat = np.fromiter((f.lat for f in fixes), np.float64, n)
-    lon = np.fromiter((f.lon for f in fixes), np.float64, n)
-    code = validate.check(ts, lat, lon, now_ms=now_ms, max_future_ms=max_future_ms)
-    for row in np.flatnonzero(code):
-        partial[int(owner_a[row])][validate.REASONS[code[row]]].append(position[row])
-
-    good = code == 0
-    accel = np.array([f.accel_g or _NAN3 for f in fixes], dtype=np.float32).reshape(n, 3)
-    ignition = np.array([f.ignition for f in fixes], dtype=np.float64)
     meta = np.array([(d.id, seq, m.received_ms) for m, d, seq in kept], dtype=np.int64).reshape(-1, 3)
-    per_fix = meta[owner_a] if n else np.empty((0, 3), dtype=np.int64)
-    batch = FixBatch(
-        device=per_fix[:, 0],
-        ts_ms=ts,
-        lat=lat,
-        lon=lon,
-        speed_kmh=np.array([f.speed_kmh for f in fixes], dtype=np.float64),
-        heading_deg=np.array([f.heading_deg for f in fixes], dtype=np.float64),
-        accuracy_m=np.array([f.accuracy_m for f in fixes], dtype=np.float64),
-        ignition=np.where(np.isnan(ignition), -1, ignition),
-        accel_x=accel[:, 0],
-        accel_y=accel[:, 1],
-        accel_z=accel[:, 2],
-        seq=per_fix[:, 1],
-        received_ms=per_fix[:, 2],
-    ).take(good)
+    cols, owner, position = collector.fix_columns()
+    code = validate.check(cols["ts_ms"], cols["lat"], cols["lon"], now_ms=now_ms, max_future_ms=max_future_ms)
+    for row in np.flatnonzero(code):
+        partial[int(owner[row])][validate.REASONS[code[row]], "fixes"].append(int(position[row]))
+    per_fix = meta[owner]
+    batch = FixBatch(device=per_fix[:, 0], seq=per_fix[:, 1], received_ms=per_fix[:, 2], **cols).take(code == 0)
 
+    events = _events(collector.events, meta, now_ms, max_future_ms, partial)
     for k, by_reason in partial.items():
         msg = kept[k][0]
-        for reason, idx in sorted(by_reason.items()):
-            detail = json.dumps({"fixes": sorted(idx)})
-            letters.append(DeadLetter(msg.topic, reason, detail, msg.payload))
-    return Assembled(batch=batch, dead_letters=letters, accepted_messages=len(kept))
+        for (reason, what), idx in sorted(by_reason.items()):
+            letters.append(DeadLetter(msg.topic, reason, json.dumps({what: sorted(idx)}), msg.payload))
+    return Assembled(batch=batch, events=events, dead_letters=letters, accepted_messages=len(kept))
+
+
+def _events(rows, meta, now_ms, max_future_ms, partial) -> EventBatch:
+    if not rows:
+        return EventBatch.empty()
+    owner = np.array([k for _, k, _ in rows], dtype=np.int64)
+    ts = np.array([e.ts_ms for e, _, _ in rows], dtype=np.int64)
+    code = validate.check_time(ts, now_ms=now_ms, max_future_ms=max_future_ms)
+    for i in np.flatnonzero(code):
+        partial[int(owner[i])][validate.REASONS[code[i]], "events"].append(rows[i][2])
+    ev = [e for e, _, _ in rows]
+    batch = EventBatch(
+        device=meta[owner, 0], ts_ms=ts, type=[EVENT_CODE[e.type] for e in ev],
+        value=[e.value for e in ev], lat=[e.lat for e in ev], lon=[e.lon for e in ev],
+        accuracy_m=[e.accuracy_m for e in ev], seq=meta[owner, 1], received_ms=meta[owner, 2],
+        late=np.zeros(len(ev)), sensor=[e.sensor for e in ev], event_id=[e.event_id for e in ev],
+    )
+    return batch.take(code == 0)
 
 
 def _admit(msg: RawMessage, registry: dict[str, Device], max_payload_bytes: int):
     if len(msg.payload) > max_payload_bytes:
         raise RejectedInput("payload_too_large", f"{len(msg.payload)} bytes > limit {max_payload_bytes}")
-    topic = topics.parse(msg.topic)
-    device = registry.get(topic.device_id)
+    route = protocols.route(msg.topic)
+    device = registry.get(route.device_id)
     if device is None:
-        raise RejectedInput("unknown_device", f"device {topic.device_id!r} is not provisioned")
-    if device.kind != topic.kind:
-        raise RejectedInput("kind_mismatch", f"device is a {device.kind}, topic says {topic.kind}")
+        raise RejectedInput("unknown_device", f"device {route.device_id!r} is not provisioned")
+    if route.kind is not None and device.kind != route.kind:
+        raise RejectedInput("kind_mismatch", f"device is a {device.kind}, topic says {route.kind}")
     if device.status != "active":
         raise RejectedInput("device_inactive", f"device status is {device.status}")
-    decoded = vigil_json.decode(msg.payload)
-    if decoded.device is not None and decoded.device != topic.device_id:
-        raise RejectedInput("device_mismatch", f"payload device {decoded.device!r} != topic {topic.device_id!r}")
-    return device, decoded
+    decoded = route.handler.decode(msg.payload)
+    if decoded.device is not None and decoded.device != route.device_id:
+        raise RejectedInput("device_mismatch", f"payload device {decoded.device!r} != topic {route.device_id!r}")
+    return device, route.handler, decoded

@@ -18,10 +18,11 @@ import time
 
 import aiomqtt
 
-from bus.base import FIXES, Bus
+from bus.base import EVENTS, FIXES, Bus
 from ingest import assemble as stage
 from ingest.registry import DeviceRegistry
-from ingest.topics import SUBSCRIPTION
+from ingest.late import LATE_AFTER_MS, flag_late
+from ingest.topics import subscriptions
 from storage import deadletters
 from storage.db import Database
 from vigil.metrics import Metrics
@@ -52,9 +53,12 @@ class Gateway:
         self._connection = 0
         self._client: aiomqtt.Client | None = None
         self._lost = asyncio.Event()
+        self._high_water: dict[int, int] = {}  # device → newest fix time seen, for the late flag
         self.subscribed = asyncio.Event()
         metrics.describe("vigil_ingest_messages_total", "", "MQTT messages received by the gateway")
         metrics.describe("vigil_ingest_fixes_total", "", "fixes accepted and published to the bus")
+        metrics.describe("vigil_ingest_events_total", "", "device events accepted and published to the bus")
+        metrics.describe("vigil_ingest_late_fixes_total", "", "accepted fixes flagged late (out of order or buffered)")
         metrics.describe("vigil_ingest_rejected_total", "reason", "dead-lettered messages by reason")
         metrics.describe("vigil_ingest_acked_total", "", "messages acknowledged to the broker")
         metrics.describe("vigil_ingest_queue_depth", "", "messages received, not yet batched", gauge=True)
@@ -83,8 +87,10 @@ class Gateway:
                     self._connection += 1
                     self._client = client
                     self._lost.clear()
-                    await client.subscribe(SUBSCRIPTION, qos=1)
-                    log.info("gateway subscribed to %s on %s:%d", SUBSCRIPTION, host, port)
+                    topics = subscriptions(self.settings.mqtt_shared)
+                    for topic in topics:
+                        await client.subscribe(topic, qos=1)
+                    log.info("gateway subscribed to %s on %s:%d", ", ".join(topics), host, port)
                     self.subscribed.set()
                     delay = 0.5
                     await self._read(client)
@@ -169,12 +175,16 @@ class Gateway:
             max_payload_bytes=self.settings.max_payload_bytes,
             max_future_ms=self.settings.max_future_skew_s * 1000,
         )
-        # Fixes first: if storing dead letters fails, the retry enqueues them again, which is harmless
+        out.batch.late = flag_late(out.batch.device, out.batch.ts_ms, out.batch.received_ms, self._high_water)
+        out.events.late = (out.events.received_ms - out.events.ts_ms) > LATE_AFTER_MS
+        # Content first: if storing dead letters fails, the retry enqueues it again, which is harmless
         # (storage skips duplicates), while the other order could store dead letters twice.
-        durable = await self.bus.enqueue(FIXES, out.batch)
+        durable = asyncio.gather(await self.bus.enqueue(FIXES, out.batch), await self.bus.enqueue(EVENTS, out.events))
         await deadletters.store(self.db, out.dead_letters)
         self.metrics.inc("vigil_ingest_messages_total", by=len(messages))
         self.metrics.inc("vigil_ingest_fixes_total", by=len(out.batch))
+        self.metrics.inc("vigil_ingest_events_total", by=len(out.events))
+        self.metrics.inc("vigil_ingest_late_fixes_total", by=int(out.batch.late.sum()))
         for letter in out.dead_letters:
             self.metrics.inc("vigil_ingest_rejected_total", letter.reason)
             log.warning("rejected message on %s: %s %s", letter.topic, letter.reason, letter.detail[:200])

@@ -141,13 +141,11 @@ def decode(payload: bytes) -> OwnTracksFix:
 
 def _refusal(payload: bytes, exc: Exception) -> RejectedInput:
     if not isinstance(exc, msgspec.ValidationError):
-        return RejectedInput("malformed_json", _describe(exc))
+        return RejectedInput(*_reason(exc))
     try:
         kind = _decode_envelope(payload).type
-    except msgspec.ValidationError as envelope_exc:
-        return RejectedInput("invalid_schema", str(envelope_exc))
     except _DECODE_ERRORS as envelope_exc:
-        return RejectedInput("malformed_json", _describe(envelope_exc))
+        return RejectedInput(*_reason(envelope_exc))
     if kind == "encrypted":
         return RejectedInput("owntracks_encrypted", "encrypted OwnTracks payload; Vigil holds no key")
     if kind != "location":
@@ -156,9 +154,11 @@ def _refusal(payload: bytes, exc: Exception) -> RejectedInput:
     return RejectedInput("invalid_schema", str(exc))
 
 
-def _describe(exc: Exception) -> str:
+def _reason(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, msgspec.ValidationError):
+        return "invalid_schema", str(exc)
     if isinstance(exc, UnicodeDecodeError):
-        return "a string is not valid UTF-8"
+        return "malformed_json", "a string is not valid UTF-8"
     if isinstance(exc, RecursionError):
-        return "JSON nested too deeply"
-    return str(exc)
+        return "malformed_json", "JSON nested too deeply"
+    return "malformed_json", str(exc)

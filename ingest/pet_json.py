@@ -159,7 +159,7 @@ def _salvage(payload: bytes, exc: Exception):
     try:
         loose = _decode_loose(payload)
     except _DECODE_ERRORS as loose_exc:
-        raise RejectedInput("invalid_schema", str(loose_exc)) from loose_exc
+        raise RejectedInput(*_reason(loose_exc)) from loose_exc
     fixes: list[PetFix] = []
     positions: list[int] = []
     bad: list[tuple[int, str, str]] = []
@@ -168,23 +168,31 @@ def _salvage(payload: bytes, exc: Exception):
             fixes.append(_decode_fix(raw))
             positions.append(i)
         except _DECODE_ERRORS as fix_exc:
-            bad.append((i, "invalid_schema", str(fix_exc)))
+            bad.append((i, *_reason(fix_exc)))
     return loose, fixes, positions, bad
 
 
 def _refusal(payload: bytes, exc: Exception) -> RejectedInput:
     """The reason a payload failed its schema: bad JSON first, then an unsupported ``v``."""
     if not isinstance(exc, msgspec.ValidationError):
-        return RejectedInput("malformed_json", _describe(exc))
+        return RejectedInput(*_reason(exc))
     try:
         version = _decode_version(payload).v
-    except msgspec.ValidationError as version_exc:
-        return RejectedInput("invalid_schema", str(version_exc))
     except _DECODE_ERRORS as version_exc:
-        return RejectedInput("malformed_json", _describe(version_exc))
+        return RejectedInput(*_reason(version_exc))
     if version != 1:
         return RejectedInput("unsupported_version", f"payload version {version}, this gateway speaks 1")
     return RejectedInput("invalid_schema", str(exc))
+
+
+def _reason(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, msgspec.ValidationError):
+        return "invalid_schema", str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return "malformed_json", "a string is not valid UTF-8"
+    if isinstance(exc, RecursionError):
+        return "malformed_json", "JSON nested too deeply"
+    return "malformed_json", str(exc)
 
 
 def _check_version(v: int) -> None:

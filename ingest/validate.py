@@ -14,10 +14,17 @@ def check(
     ts_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, *, now_ms: int, max_future_ms: int
 ) -> np.ndarray:
     """Reason code per fix (uint8, index into :data:`REASONS`); the first failing check wins."""
-    code = np.zeros(len(ts_ms), dtype=np.uint8)
+    code = check_time(ts_ms, now_ms=now_ms, max_future_ms=max_future_ms)
     # Later assignments are earlier checks, so they override: position beats time.
-    code[np.asarray(ts_ms) < MIN_TS_MS] = 4
-    code[np.asarray(ts_ms) > now_ms + max_future_ms] = 3
     code[~(np.abs(lon) <= 180.0)] = 2
     code[~(np.abs(lat) <= 90.0)] = 1
+    return code
+
+
+def check_time(ts_ms: np.ndarray, *, now_ms: int, max_future_ms: int) -> np.ndarray:
+    """Reason code per timestamp (UTC ms): 0, ``ts_in_future`` or ``ts_too_old``."""
+    ts_ms = np.asarray(ts_ms)
+    code = np.zeros(len(ts_ms), dtype=np.uint8)
+    code[ts_ms < MIN_TS_MS] = 4
+    code[ts_ms > now_ms + max_future_ms] = 3
     return code

@@ -41,6 +41,9 @@ class _LooseMessage(msgspec.Struct, frozen=True):
     device: str | None = None
 
 
+#: msgspec raises DecodeError (and ValidationError), UnicodeDecodeError for invalid UTF-8 inside a
+#: string, RecursionError for absurdly deep nesting; all mean malformed input.
+_DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _decode_message = msgspec.json.Decoder(Message).decode
 _decode_loose = msgspec.json.Decoder(_LooseMessage).decode
 _decode_fix = msgspec.json.Decoder(Fix).decode
@@ -64,7 +67,7 @@ def decode(payload: bytes) -> Decoded:
         bad: list[tuple[int, str, str]] = []
         fixes = msg.fixes
         positions = list(range(len(fixes)))
-    except msgspec.DecodeError:
+    except _DECODE_ERRORS:
         msg, fixes, positions, bad = _salvage(payload)
     if msg.v != 1:
         raise RejectedInput("unsupported_version", f"payload version {msg.v}, this gateway speaks 1")
@@ -78,7 +81,7 @@ def _salvage(payload: bytes):
         loose = _decode_loose(payload)
     except msgspec.ValidationError as exc:
         raise RejectedInput("invalid_schema", str(exc)) from exc
-    except msgspec.DecodeError as exc:
+    except _DECODE_ERRORS as exc:
         raise RejectedInput("malformed_json", str(exc)) from exc
     fixes: list[Fix] = []
     positions: list[int] = []
@@ -87,6 +90,6 @@ def _salvage(payload: bytes):
         try:
             fixes.append(_decode_fix(raw))
             positions.append(i)
-        except msgspec.DecodeError as exc:
+        except _DECODE_ERRORS as exc:
             bad.append((i, "invalid_schema", str(exc)))
     return loose, fixes, positions, bad

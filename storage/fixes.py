@@ -13,7 +13,7 @@ from vigil.batch import FixBatch
 
 _STAGE_COLUMNS = (
     "device_id, ts, lat, lon, speed_kmh, heading_deg, accuracy_m, ignition,"
-    " accel_x, accel_y, accel_z, seq, received_at"
+    " accel_x, accel_y, accel_z, battery_pct, odometer_m, seq, received_at"
 )
 # Per-session staging table: COPY cannot skip duplicates, INSERT … ON CONFLICT can.
 _CREATE_STAGE = (
@@ -51,6 +51,8 @@ def copy_payload(batch: FixBatch) -> bytes:
         C(batch.accel_x, accel_null),
         C(batch.accel_y, accel_null),
         C(batch.accel_z, accel_null),
+        C(batch.battery_pct, np.isnan(batch.battery_pct)),
+        C(batch.odometer_m, np.isnan(batch.odometer_m)),
         C(batch.seq, batch.seq < 0),
         C(pgcopy.timestamptz(batch.received_ms)),
     ])

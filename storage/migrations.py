@@ -37,6 +37,8 @@ async def _fixes(conn: psycopg.AsyncConnection, partitioning: str) -> None:
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "devices, dead letters, last fix", _sql("0001_devices_deadletters.sql")),
     (2, "fixes table, time-partitioned", _fixes),
+    (3, "MQTT credentials", _sql("0003_mqtt_credentials.sql")),
+    (4, "device events", _sql("0004_device_events.sql")),
 )
 
 

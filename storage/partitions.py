@@ -27,6 +27,8 @@ _COLUMNS = """
     accel_x      real,
     accel_y      real,
     accel_z      real,
+    battery_pct  real,
+    odometer_m   double precision,
     seq          bigint,
     received_at  timestamptz NOT NULL,
     PRIMARY KEY (device_id, ts)

@@ -27,8 +27,11 @@ COLUMNS: tuple[tuple[str, np.dtype], ...] = (
     ("accel_x", np.dtype("<f4")),      # g, NaN when the device sends no accelerometer
     ("accel_y", np.dtype("<f4")),
     ("accel_z", np.dtype("<f4")),
+    ("battery_pct", np.dtype("<f4")),  # device battery, %, NaN when not reported
+    ("odometer_m", np.dtype("<f8")),   # device odometer, m, NaN when not reported
     ("seq", np.dtype("<i8")),          # sequence number of the carrying message, -1 unknown
     ("received_ms", np.dtype("<i8")),  # when the gateway received it, UTC ms
+    ("late", np.dtype("<i1")),         # 1: arrived out of order or long after its time (see ingest.late)
 )
 _MAGIC = b"VFB1"
 _HEADER = struct.Struct("<4sI")
@@ -49,8 +52,18 @@ class FixBatch:
     accel_z: np.ndarray
     seq: np.ndarray
     received_ms: np.ndarray
+    battery_pct: np.ndarray | None = None
+    odometer_m: np.ndarray | None = None
+    late: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        n = len(self.device)
+        if self.battery_pct is None:
+            self.battery_pct = np.full(n, np.nan, dtype=np.float32)
+        if self.odometer_m is None:
+            self.odometer_m = np.full(n, np.nan)
+        if self.late is None:
+            self.late = np.zeros(n, dtype=np.int8)
         n = None
         for name, dtype in COLUMNS:
             arr = np.asarray(getattr(self, name), dtype=dtype)

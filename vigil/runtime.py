@@ -16,7 +16,7 @@ import uvicorn
 
 from api.app import create_app
 from bus import open_bus
-from bus.base import Bus
+from bus.base import EVENTS, FIXES, Bus
 from ingest.gateway import Gateway
 from storage import Database, EmbeddedPostgres
 from storage.consumer import StorageConsumer
@@ -95,8 +95,8 @@ class Runtime:
         self.descriptions.append(f"bus           {'Kafka ' + s.kafka_bootstrap if s.kafka_bootstrap else 'in-process'}")
 
         consumer = StorageConsumer(db=self.db, bus=self.bus, metrics=self.metrics)
-        if hasattr(self.bus, "subscribe"):
-            self.bus.subscribe("fixes", "storage")
+        for topic in (FIXES, EVENTS):
+            self.bus.subscribe(topic, "storage")
         self._spawn(consumer.run(), "storage-writer")
         self.gateway = Gateway(settings=s, mqtt_url=self.mqtt_url, db=self.db, bus=self.bus, metrics=self.metrics)
         self._spawn(self.gateway.run(), "gateway")

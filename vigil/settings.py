@@ -48,6 +48,8 @@ class Settings:
     batch_max_messages: int = 2_000
     batch_max_delay_ms: int = 50
     mqtt_client_id: str = "vigil-gateway"
+    # Subscribe through $share/vigil/… so several gateway processes split the messages between them.
+    mqtt_shared: bool = False
     log_level: str = "INFO"
 
     @property
@@ -89,6 +91,12 @@ class Settings:
 
 def _convert(key: str, annotation: object, raw: str) -> object:
     text = str(annotation)
+    if text == "bool":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{key}: expected true or false, got {raw!r}")
     try:
         if text == "int":
             return int(raw)
