@@ -213,7 +213,7 @@ def wire_records(draw) -> AvlRecords:
     )
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(wire_records())
 def test_round_trip_encode_decode(records):
     frame = encode(records)
@@ -355,7 +355,7 @@ def test_mutated_documented_frames_decode_or_reject(hex_frame, data):
     reason_of(reframe(field[:cut]))
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(wire_records(), st.data())
 def test_mutated_encoded_frames_decode_or_reject(records, data):
     field = bytearray(field_of(encode(records)))
