@@ -87,7 +87,7 @@ class Gateway:
                     self._connection += 1
                     self._client = client
                     self._lost.clear()
-                    topics = subscriptions(self.settings.mqtt_shared)
+                    topics = subscriptions(self.settings.mqtt_share_group if self.settings.mqtt_shared else None)
                     for topic in topics:
                         await client.subscribe(topic, qos=1)
                     log.info("gateway subscribed to %s on %s:%d", ", ".join(topics), host, port)

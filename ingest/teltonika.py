@@ -17,8 +17,8 @@ and no other exception for any byte string:
 - ``teltonika_truncated``: shorter than the 8-byte header or than the length the header declares.
 - ``teltonika_bad_preamble``: the first four bytes are not zero.
 - ``teltonika_trailing_bytes``: bytes after the CRC field.
-- ``teltonika_length_mismatch``: the data field cannot hold its records as declared (too short for
-  codec id and counts, records overrun it, or leave bytes over before N2).
+- ``teltonika_length_mismatch``: the data field is too short for codec id and counts, or its records
+  overrun it or leave bytes over before N2.
 - ``teltonika_bad_crc``: the CRC field disagrees with the data field (or its high two bytes are set).
 - ``teltonika_unknown_codec``: a codec other than 0x08 / 0x8E (12, 13, 16 ... are not AVL records here).
 - ``teltonika_count_mismatch``: N1 differs from N2.
@@ -51,13 +51,17 @@ REASONS = (
 )
 
 # AVL ids of the mapped columns (Teltonika FMB "Data Sending Parameters ID" list).
-IO_ODOMETER = 16        # Total Odometer, 4 B unsigned, m
-IO_AXIS_X = 17          # Axis X, 2 B signed, mG
-IO_AXIS_Y = 18
-IO_AXIS_Z = 19
-IO_EXT_VOLTAGE = 66     # External Voltage, 2 B unsigned, mV
-IO_IGNITION = 239       # 1 B, 0 off / 1 on
-IO_MOVEMENT = 240       # 1 B, 0 / 1
+IO_ODOMETER = 16                              # Total Odometer, 4 B unsigned, m
+IO_AXIS_X, IO_AXIS_Y, IO_AXIS_Z = 17, 18, 19  # Axis X / Y / Z, 2 B signed, mG
+IO_EXT_VOLTAGE = 66                           # External Voltage, 2 B unsigned, mV
+IO_IGNITION, IO_MOVEMENT = 239, 240           # 1 B, 0 off / 1 on
+# column, AVL id, wire units per column unit, width in bytes, signed
+_MAPPED = (
+    ("ignition", IO_IGNITION, 1, 1, False), ("movement", IO_MOVEMENT, 1, 1, False),
+    ("ext_voltage_v", IO_EXT_VOLTAGE, 1000, 2, False), ("odometer_m", IO_ODOMETER, 1, 4, False),
+    ("accel_x", IO_AXIS_X, 1000, 2, True), ("accel_y", IO_AXIS_Y, 1000, 2, True),
+    ("accel_z", IO_AXIS_Z, 1000, 2, True),
+)
 
 _U32 = struct.Struct(">I")
 _HEADER = struct.Struct(">II")
@@ -74,17 +78,13 @@ _LAYOUTS = {
 }
 
 
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        table.append(crc)
-    return tuple(table)
+def _crc_of_byte(crc: int) -> int:
+    for _ in range(8):
+        crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
 
 
-_CRC_TABLE = _crc_table()
+_CRC_TABLE = tuple(_crc_of_byte(byte) for byte in range(256))
 
 
 def crc16_ibm(data: bytes | bytearray | memoryview) -> int:
@@ -159,23 +159,16 @@ class AvlRecords:
         lat_i, lon_i = _to_int(lat, 1e7, n, "lat"), _to_int(lon, 1e7, n, "lon")
         io = {int(k): col(v) for k, v in (io or {}).items()}
         sizes = {int(k): int(v) for k, v in (io_size or {}).items()}
-        mapped = (
-            (ignition, IO_IGNITION, 1, 1, "ignition"), (movement, IO_MOVEMENT, 1, 1, "movement"),
-            (ext_voltage_v, IO_EXT_VOLTAGE, 1000, 2, "ext_voltage_v"),
-            (odometer_m, IO_ODOMETER, 1, 4, "odometer_m"), (accel_x, IO_AXIS_X, 1000, 2, "accel_x"),
-            (accel_y, IO_AXIS_Y, 1000, 2, "accel_y"), (accel_z, IO_AXIS_Z, 1000, 2, "accel_z"),
-        )
-        for values, io_id, scale, width, name in mapped:
-            if values is None:
+        given = dict(ignition=ignition, movement=movement, ext_voltage_v=ext_voltage_v, odometer_m=odometer_m,
+                     accel_x=accel_x, accel_y=accel_y, accel_z=accel_z)
+        for name, io_id, scale, width, signed in _MAPPED:
+            if given[name] is None:
                 continue
             if io_id in io:
                 raise ValueError(f"give {name} or io[{io_id}], not both")
-            v = col(values)
-            if width == 1:
-                v = np.where((v < 0) | np.isnan(v), np.nan, v != 0)
-            else:
-                v = np.rint(v * scale)
-            if io_id in (IO_AXIS_X, IO_AXIS_Y, IO_AXIS_Z):
+            v = col(given[name])
+            v = np.where((v < 0) | np.isnan(v), np.nan, v != 0) if width == 1 else np.rint(v * scale)
+            if signed:
                 if np.any(np.abs(v[~np.isnan(v)]) > 32767):
                     raise ValueError(f"{name} beyond ±32.767 g does not fit 2 bytes")
                 v = np.where(v < 0, v + 65536, v)
@@ -209,25 +202,18 @@ def _to_int(values, scale: float, n: int, name: str) -> np.ndarray:
 def _mapped(io: dict[int, np.ndarray], sizes: dict[int, int], n: int) -> dict[str, np.ndarray]:
     """The mapped columns derived from raw IO values (the one place their units are applied)."""
 
-    def flag(io_id):
+    out = {}
+    for name, io_id, scale, width, signed in _MAPPED:
         v = io.get(io_id)
-        return np.full(n, -1, np.int8) if v is None else np.where(np.isnan(v), -1, v != 0).astype(np.int8)
-
-    def scaled(io_id, scale, dtype, signed=False):
-        v = io.get(io_id)
-        if v is None:
-            return np.full(n, np.nan, dtype)
-        if signed:
+        if width == 1:  # on/off flags: -1 when absent
+            out[name] = np.full(n, -1, np.int8) if v is None else np.where(np.isnan(v), -1, v != 0).astype(np.int8)
+            continue
+        dtype = np.float64 if name == "odometer_m" else np.float32
+        if v is not None and signed:
             bits = 8 * sizes.get(io_id, 8)
             v = np.where(v >= 2.0 ** (bits - 1), v - 2.0**bits, v)
-        return (v * scale).astype(dtype)
-
-    return dict(
-        ignition=flag(IO_IGNITION), movement=flag(IO_MOVEMENT),
-        ext_voltage_v=scaled(IO_EXT_VOLTAGE, 1e-3, np.float32), odometer_m=scaled(IO_ODOMETER, 1.0, np.float64),
-        accel_x=scaled(IO_AXIS_X, 1e-3, np.float32, True), accel_y=scaled(IO_AXIS_Y, 1e-3, np.float32, True),
-        accel_z=scaled(IO_AXIS_Z, 1e-3, np.float32, True),
-    )
+        out[name] = np.full(n, np.nan, dtype) if v is None else (v / scale).astype(dtype)
+    return out
 
 
 def _assemble(codec, ts, priority, lat_i, lon_i, alt, angle, sats, speed, event, io, sizes, blobs) -> AvlRecords:
@@ -287,12 +273,11 @@ def decode(payload: bytes, *, max_bytes: int = MAX_PACKET_BYTES) -> AvlRecords:
 
 def _parse(body: memoryview, n: int, codec: int) -> AvlRecords:
     head, count, pairs, has_nx = _LAYOUTS[codec]
-    end = len(body)
-    pos = 0
+    end, pos = len(body), 0
     rows: list[tuple[int, ...]] = []
     values: list[dict[int, int]] = []
     blobs: list[dict[int, bytes]] = []
-    sizes: dict[int, int] = {}
+    sizes: dict[int, int] = {}  # id -> widest width seen
     for _ in range(n):
         gps = _AVL.unpack_from(body, pos)
         event, _total = head.unpack_from(body, pos + _AVL.size)
@@ -322,14 +307,12 @@ def _parse(body: memoryview, n: int, codec: int) -> AvlRecords:
         blobs.append(raw)
     if pos != end:
         raise _Overrun(f"{end - pos} bytes left after {n} records")
-    cols = np.array(rows, dtype=np.int64).T
-    io = {io_id: np.full(n, np.nan) for io_id in sorted(sizes)}
+    io = {io_id: np.full(n, np.nan) for io_id in sizes}
     for row, record in enumerate(values):
         for io_id, value in record.items():
             io[io_id][row] = value
-    nx_ids = sorted({io_id for raw in blobs for io_id in raw})
-    io_bytes = {io_id: [raw.get(io_id) for raw in blobs] for io_id in nx_ids}
-    ts, prio, lon_i, lat_i, alt, angle, sats, speed, event = cols
+    io_bytes = {io_id: [raw.get(io_id) for raw in blobs] for io_id in {i for raw in blobs for i in raw}}
+    ts, prio, lon_i, lat_i, alt, angle, sats, speed, event = np.array(rows, dtype=np.int64).T
     return _assemble(codec, ts, prio, lat_i, lon_i, alt, angle, sats, speed, event, io, sizes, io_bytes)
 
 

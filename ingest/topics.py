@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 SUBSCRIPTIONS = ("vigil/v1/+/+/+", "owntracks/+/+")
-#: Share name of MQTT 5 / Mosquitto shared subscriptions: gateways in one group split the messages.
-SHARE_GROUP = "vigil"
 MAX_DEVICE_ID_LEN = 64
 
 
-def subscriptions(shared: bool) -> list[str]:
-    """Topic filters to subscribe; shared ones (``$share/vigil/…``) let several gateways split the load."""
-    return [f"$share/{SHARE_GROUP}/{t}" if shared else t for t in SUBSCRIPTIONS]
+def subscriptions(share_group: str | None) -> list[str]:
+    """Topic filters to subscribe; shared ones (``$share/{group}/…``) let several gateways split the load."""
+    return [f"$share/{share_group}/{t}" if share_group else t for t in SUBSCRIPTIONS]

@@ -49,8 +49,8 @@ async def runtime_factory():
     """Starts :class:`Runtime` instances and stops them all at the end of the test."""
     started: list[Runtime] = []
 
-    async def start(settings) -> Runtime:
-        runtime = Runtime(settings)
+    async def start(settings, parts=None) -> Runtime:
+        runtime = Runtime(settings) if parts is None else Runtime(settings, parts=parts)
         await runtime.start()
         started.append(runtime)
         return runtime

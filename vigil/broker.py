@@ -33,7 +33,7 @@ def pick_port(preferred: int = 1883) -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # PR_SET_PDEATHSIG: the broker gets SIGTERM if vigil dies without cleaning up, so no orphan.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
@@ -73,7 +73,7 @@ class EmbeddedBroker:
         )
         log_file = open(workdir / "mosquitto.log", "ab")
         self._proc = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            [binary, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
         )
         log_file.close()
         self.kind = "mosquitto"

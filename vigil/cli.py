@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import warnings
 from contextlib import asynccontextmanager
 
-from vigil.errors import VigilError
+from vigil.broker import die_with_parent
+from vigil.errors import ConfigError, VigilError
 from vigil.settings import Settings
 
 log = logging.getLogger("vigil")
@@ -36,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     cars.add_argument("--seed", type=int, default=0)
     cars.add_argument("--provision", action="store_true", help="register the cars in the database first")
 
+    gw = sub.add_parser("gateway", help="run only MQTT gateways (with their writer unless the bus is Kafka)")
+    gw.add_argument("--workers", type=int, default=1, help="gateway processes sharing one subscription")
+    sub.add_parser("writer", help="run only the storage writer (consumes the Kafka bus)")
     sub.add_parser("migrate", help="apply database migrations and exit")
     dev = sub.add_parser("devices", help="manage the device registry")
     dev_sub = dev.add_subparsers(dest="action", required=True)
@@ -60,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI); pgserver then uses /tmp.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    handlers = {"up": _up, "demo": _demo, "simulate": _simulate, "migrate": _migrate, "devices": _devices}
+    handlers = {"up": _up, "demo": _demo, "gateway": _gateway, "writer": _writer, "simulate": _simulate, "migrate": _migrate, "devices": _devices}
     try:
         return asyncio.run(handlers[args.command](settings, args)) or 0
     except VigilError as exc:
@@ -96,16 +101,54 @@ def _banner(runtime) -> None:
         print("  " + line)
 
 
-async def _up(settings: Settings, args) -> int:
-    from vigil.runtime import Runtime
+async def _up(settings: Settings, args, parts: frozenset[str] | None = None) -> int:
+    from vigil.runtime import PARTS, Runtime
 
     stop = _stop_event()
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, parts=parts or PARTS)
     await runtime.start()
     _banner(runtime)
     print("Ctrl-C stops everything.", flush=True)
     await _run_until_stopped(runtime, stop)
     return 0
+
+
+async def _gateway(settings: Settings, args) -> int:
+    if not settings.mqtt_url:
+        raise ConfigError("vigil gateway needs VIGIL_MQTT_URL: gateways share a broker, they do not start one")
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if args.workers == 1:
+        return await _up(settings, args, frozenset({"gateway"}))
+    return await _supervise(settings, args.workers)
+
+
+async def _writer(settings: Settings, args) -> int:
+    if not settings.kafka_bootstrap:
+        raise ConfigError("vigil writer consumes the Kafka bus: set VIGIL_KAFKA_BOOTSTRAP")
+    return await _up(settings, args, frozenset({"writer"}))
+
+
+async def _supervise(settings: Settings, workers: int) -> int:
+    """Run ``workers`` gateway processes on one shared subscription; stop them all on Ctrl-C."""
+    stop = _stop_event()
+    procs = []
+    for i in range(workers):
+        env = dict(os.environ, VIGIL_MQTT_SHARED="true", VIGIL_MQTT_CLIENT_ID=f"{settings.mqtt_client_id}-{i + 1}")
+        procs.append(await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "vigil.cli", "gateway", "--workers", "1", env=env,
+            preexec_fn=die_with_parent,
+        ))
+    print(f"started {workers} gateway processes: pids {' '.join(str(p.pid) for p in procs)}", flush=True)
+    waits = [asyncio.ensure_future(p.wait()) for p in procs]
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
+    for p in procs:
+        if p.returncode is None:
+            p.send_signal(signal.SIGTERM)
+    codes = await asyncio.gather(*waits)
+    stopper.cancel()
+    return 0 if stop.is_set() and all(c == 0 for c in codes) else 1
 
 
 async def _demo(settings: Settings, args) -> int:

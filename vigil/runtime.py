@@ -38,9 +38,14 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
+#: The parts a runtime can run. The broker and database are started only when not configured.
+PARTS = frozenset({"gateway", "writer", "api"})
+
+
 @dataclass
 class Runtime:
     settings: Settings
+    parts: frozenset[str] = PARTS
     mqtt_url: str = ""
     database_url: str = ""
     db: Database | None = None
@@ -68,7 +73,15 @@ class Runtime:
         self.startup_s = time.perf_counter() - t0
 
     async def _start_parts(self, s: Settings) -> None:
-        if s.mqtt_url:
+        unknown = set(self.parts) - PARTS
+        if unknown:
+            raise ValueError(f"unknown runtime parts {sorted(unknown)}")
+        if "gateway" in self.parts and not s.kafka_bootstrap:
+            # In-process, a batch is durable once this process's writer stored it: no writer, no acks.
+            self.parts = frozenset(self.parts | {"writer"})
+        if "gateway" not in self.parts:
+            self.mqtt_url = s.mqtt_url or ""
+        elif s.mqtt_url:
             self.mqtt_url = s.mqtt_url
             self.descriptions.append(f"MQTT broker   {self.mqtt_url} (configured)")
         else:
@@ -94,14 +107,22 @@ class Runtime:
         self._stack.push_async_callback(self.bus.stop)
         self.descriptions.append(f"bus           {'Kafka ' + s.kafka_bootstrap if s.kafka_bootstrap else 'in-process'}")
 
-        consumer = StorageConsumer(db=self.db, bus=self.bus, metrics=self.metrics)
-        for topic in (FIXES, EVENTS):
-            self.bus.subscribe(topic, "storage")
-        self._spawn(consumer.run(), "storage-writer")
-        self.gateway = Gateway(settings=s, mqtt_url=self.mqtt_url, db=self.db, bus=self.bus, metrics=self.metrics)
-        self._spawn(self.gateway.run(), "gateway")
-        await asyncio.wait_for(self.gateway.subscribed.wait(), 30)
+        if "writer" in self.parts:
+            consumer = StorageConsumer(db=self.db, bus=self.bus, metrics=self.metrics)
+            for topic in (FIXES, EVENTS):
+                self.bus.subscribe(topic, "storage")
+            self._spawn(consumer.run(), "storage-writer")
+            self.descriptions.append("writer        storing fixes and events (binary COPY)")
+        if "gateway" in self.parts:
+            self.gateway = Gateway(settings=s, mqtt_url=self.mqtt_url, db=self.db, bus=self.bus, metrics=self.metrics)
+            self._spawn(self.gateway.run(), "gateway")
+            await asyncio.wait_for(self.gateway.subscribed.wait(), 30)
+            shared = " (shared subscription)" if s.mqtt_shared else ""
+            self.descriptions.append(f"gateway       subscribed as {s.mqtt_client_id}{shared}")
+        if "api" in self.parts:
+            await self._start_api(s)
 
+    async def _start_api(self, s: Settings) -> None:
         app = create_app(db=self.db, metrics=self.metrics)
         config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", lifespan="off")
         self._api = _ApiServer(config)

@@ -50,6 +50,9 @@ class Settings:
     mqtt_client_id: str = "vigil-gateway"
     # Subscribe through $share/vigil/… so several gateway processes split the messages between them.
     mqtt_shared: bool = False
+    # Gateways of one share group split the stream. A persistent session keeps taking its share while
+    # its gateway is down (the broker queues for it), so retire a gateway's client id deliberately.
+    mqtt_share_group: str = "vigil"
     log_level: str = "INFO"
 
     @property
