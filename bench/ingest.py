@@ -138,35 +138,140 @@ def forget_session(broker: Broker, client_id: str) -> None:
 # ---------------------------------------------------------------------------------------------- publisher
 
 
-def _publisher_main(conn, mqtt_url: str, ids: list[str], fixes_per_device: int, fixes_per_message: int,
+def _publisher_main(conn, kind: str, mqtt_url: str, ids: list[str], fixes_per_device: int, fixes_per_message: int,
                     start_ms: int, seed: int) -> None:
     from simulators.publisher import run_cars
 
+    packets = _raw_packets(ids, fixes_per_device, fixes_per_message, start_ms, seed) if kind == "raw" else None
     conn.send(("ready", os.getpid()))
     if conn.recv() != "go":
         return
     t0 = time.monotonic()
     try:
-        n = asyncio.run(run_cars(
-            mqtt_url, ids, fixes_per_car=fixes_per_device, interval_s=INTERVAL_S, realtime=False,
-            fixes_per_message=fixes_per_message, start_ms=start_ms, seed=seed,
-        ))
+        if packets is not None:
+            _raw_publish(mqtt_url, packets)
+            n = len(ids) * fixes_per_device
+        else:
+            n = asyncio.run(run_cars(
+                mqtt_url, ids, fixes_per_car=fixes_per_device, interval_s=INTERVAL_S, realtime=False,
+                fixes_per_message=fixes_per_message, start_ms=start_ms, seed=seed,
+            ))
     except BaseException as exc:  # noqa: BLE001 — reported to the parent, which raises it
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     conn.send(("done", n, t0, time.monotonic()))
 
 
-class Publisher:
-    """``run_cars`` in a spawned process; ``go()`` starts publishing once its imports are done."""
+def _raw_packets(ids: list[str], fixes_per_device: int, fixes_per_message: int, start_ms: int, seed: int) -> list[bytes]:
+    """run_cars' messages (same simulator, payload encoder, order and seq) as ready MQTT 3.1.1 QoS 1
+    PUBLISH packets, built before the clock starts: a load generator that costs almost no CPU."""
+    from simulators.cars import encode_fix_message, fix_topic, fixes_from_sample, initial_state, sample, step
 
-    def __init__(self, mqtt_url: str, ids: list[str], fixes_per_device: int, fixes_per_message: int, start_ms: int,
-                 seed: int = SEED):
+    state = initial_state(len(ids), seed=seed)
+    rng = np.random.default_rng([seed, 1])
+    topics = [fix_topic(d).encode() for d in ids]
+    buffers: list[list[dict]] = [[] for _ in ids]
+    seqs = [0] * len(ids)
+    packets: list[bytes] = []
+
+    def flush() -> None:
+        for i, device_id in enumerate(ids):
+            seqs[i] += 1
+            payload = encode_fix_message(device_id, seqs[i], buffers[i])
+            head = len(topics[i]).to_bytes(2, "big") + topics[i] + (len(packets) % 65535 + 1).to_bytes(2, "big")
+            packets.append(b"\x32" + _varint(len(head) + len(payload)) + head + payload)
+            buffers[i] = []
+
+    for tick in range(fixes_per_device):
+        if tick:
+            state = step(state, INTERVAL_S, rng)
+        for buf, fix in zip(buffers, fixes_from_sample(sample(state, rng), start_ms + int(round(tick * INTERVAL_S * 1000)))):
+            buf.append(fix)
+        if len(buffers[0]) >= fixes_per_message:
+            flush()
+    if buffers[0]:
+        flush()
+    return packets
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, b = divmod(n, 128)
+        out.append(b | 0x80 if n else b)
+        if not n:
+            return bytes(out)
+
+
+def _raw_publish(mqtt_url: str, packets: list[bytes], window: int = 2000, chunk: int = 200) -> None:
+    """Send the packets on one clean-session connection, at most ``window`` unacknowledged; returns once
+    every PUBACK is in. Packet ids cycle 1..65535, so ``window`` must stay far below that."""
+    import socket
+    import threading
+
+    from vigil.settings import parse_mqtt_url
+
+    host, port = parse_mqtt_url(mqtt_url)
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client_id = f"bench-raw-{uuid.uuid4().hex[:8]}".encode()
+    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(client_id).to_bytes(2, "big") + client_id
+    sock.sendall(b"\x10" + _varint(len(body)) + body)
+    connack = sock.recv(4)
+    if len(connack) != 4 or connack[0] != 0x20 or connack[3] != 0:
+        raise RuntimeError(f"MQTT CONNECT refused: {connack!r}")
+    acked = 0
+    done = threading.Condition()
+    error: list[str] = []
+
+    def read_acks() -> None:
+        nonlocal acked
+        rest = b""
+        while acked < len(packets):
+            data = sock.recv(1 << 16)
+            if not data:
+                error.append("broker closed the connection")
+                break
+            rest += data
+            k = len(rest) // 4
+            if any(rest[i] != 0x40 for i in range(0, 4 * k, 4)):
+                error.append(f"unexpected packet from the broker: {rest[:8]!r}")
+                break
+            rest = rest[4 * k:]
+            with done:
+                acked += k
+                done.notify()
+        with done:
+            done.notify()
+
+    reader = threading.Thread(target=read_acks, daemon=True)
+    reader.start()
+    sent = 0
+    while sent < len(packets) and not error:
+        with done:
+            while sent - acked >= window and not error:
+                done.wait()
+        end = min(len(packets), sent + chunk, acked + window)
+        sock.sendall(b"".join(packets[sent:end]))
+        sent = end
+    reader.join()
+    if error:
+        raise RuntimeError(error[0])
+    sock.sendall(b"\xe0\x00")
+    sock.close()
+
+
+class Publisher:
+    """A publisher (``run_cars``, or the pre-encoded ``raw`` stream) in a spawned process; ``go()`` starts
+    publishing once its imports (and encoding) are done."""
+
+    def __init__(self, kind: str, mqtt_url: str, ids: list[str], fixes_per_device: int, fixes_per_message: int,
+                 start_ms: int, seed: int = SEED):
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self.proc = ctx.Process(
             target=_publisher_main, name="bench-publisher", daemon=True,
-            args=(child, mqtt_url, ids, fixes_per_device, fixes_per_message, start_ms, seed),
+            args=(child, kind, mqtt_url, ids, fixes_per_device, fixes_per_message, start_ms, seed),
         )
         self.pid = 0
         self.published = 0
@@ -214,11 +319,12 @@ class Publisher:
 class Publishers:
     """``count`` publisher processes, each with its own slice of the devices (and its own MQTT client)."""
 
-    def __init__(self, count: int, mqtt_url: str, ids: list[str], fixes_per_device: int, fixes_per_message: int):
+    def __init__(self, kind: str, count: int, mqtt_url: str, ids: list[str], fixes_per_device: int,
+                 fixes_per_message: int):
         start_ms = start_ms_for(fixes_per_device)
         count = max(1, min(count, len(ids)))
         self.members = [
-            Publisher(mqtt_url, ids[k::count], fixes_per_device, fixes_per_message, start_ms, SEED + k)
+            Publisher(kind, mqtt_url, ids[k::count], fixes_per_device, fixes_per_message, start_ms, SEED + k)
             for k in range(count)
         ]
 
@@ -345,7 +451,7 @@ class Profiler:
     """py-spy recording the given processes while a mode runs (``--profile DIR``)."""
 
     out_dir: Path | None
-    rate: int = 100
+    rate: int = 200
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     def start(self, label: str, pids: dict[str, int]) -> None:
@@ -401,7 +507,7 @@ async def end_to_end(args, broker: Broker, admin_url: str, postmaster: int | Non
                 return await enqueue(topic, batch)
 
             runtime.bus.enqueue = counting_enqueue  # observation only: the gateway's batch sizes
-            publisher = Publishers(args.publishers, broker.url, ids, args.fixes_per_device, per_message)
+            publisher = Publishers(args.publisher, args.publishers, broker.url, ids, args.fixes_per_device, per_message)
             await publisher.start()
             m = runtime.metrics
             base = m.get("vigil_storage_fixes_total")
@@ -475,7 +581,7 @@ async def mqtt_drain(args, broker: Broker, mode: str) -> dict:
     hp = ("-h", broker.host, "-p", str(broker.port))
     # The persistent session and its subscription exist before the first publish: nothing can be missed.
     subprocess.run(_mqtt_client(*hp, "-c", "-i", client_id, "-q", "1", "-t", DRAIN_TOPIC, "-E"), check=True, timeout=10)
-    publisher = Publishers(args.publishers, broker.url, device_ids(args.devices), args.fixes_per_device, per_message)
+    publisher = Publishers(args.publisher, args.publishers, broker.url, device_ids(args.devices), args.fixes_per_device, per_message)
     sub = None
     try:
         await publisher.start()
@@ -624,7 +730,8 @@ async def run(args) -> dict:
         profiler.out_dir.mkdir(parents=True, exist_ok=True)
     result: dict = {"devices": args.devices, "fixes_per_device": args.fixes_per_device,
                     "fixes": args.devices * args.fixes_per_device, "modes": {}, "drain": {},
-                    "machine_busy_before_pct": baseline, "publishers": args.publishers}
+                    "machine_busy_before_pct": baseline, "publisher": args.publisher,
+                    "publishers": args.publishers}
     with mosquitto(args.broker_inflight, args.broker_queued) as broker, postgres() as (admin_url, postmaster):
         result["broker"] = broker.conf.split("; ", 1)[1]
         for mode in modes:
@@ -699,6 +806,9 @@ def parse_args(argv=None):
     p.add_argument("--fixes-per-device", type=int, default=60)
     p.add_argument("--quick", action="store_true", help="~20 s smoke run: 200 devices x 20 fixes")
     p.add_argument("--modes", default="batched,single", help="comma-separated: batched, single")
+    p.add_argument("--publisher", choices=("run_cars", "raw"), default="run_cars",
+                   help="run_cars: simulators.publisher (aiomqtt), the realistic default; raw: the same messages"
+                        " pre-encoded and written on a plain socket, to see the pipeline without the publisher's CPU")
     p.add_argument("--publishers", type=int, default=1,
                    help="publisher processes, each with a slice of the devices (1: one client, as run_cars is)")
     p.add_argument("--copy-batch", type=int, default=20_000,

@@ -37,8 +37,11 @@ MAX_UNACKED_BATCHES = 8
 
 class Gateway:
     def __init__(
-        self, *, settings: Settings, mqtt_url: str, db: Database, bus: Bus, metrics: Metrics, clock=time.time
+        self, *, settings: Settings, mqtt_url: str, db: Database, bus: Bus, metrics: Metrics, clock=time.time,
+        username: str | None = None, password: str | None = None,
     ) -> None:
+        self._username = username
+        self._password = password
         self.settings = settings
         self.mqtt_url = mqtt_url
         self.db = db
@@ -79,7 +82,10 @@ class Gateway:
         host, port = parse_mqtt_url(self.mqtt_url)
         delay = 0.5
         while True:
-            client = aiomqtt.Client(host, port, identifier=self.settings.mqtt_client_id, clean_session=False)
+            client = aiomqtt.Client(
+                host, port, identifier=self.settings.mqtt_client_id, clean_session=False,
+                username=self._username, password=self._password,
+            )
             # aiomqtt cannot delay PUBACKs; its paho client can. Acks go out in _ack_when_durable.
             client._client.manual_ack_set(True)
             try:

@@ -86,6 +86,8 @@ async def run_cars(
     start_ms: int | None = None,
     progress: Callable[[int], None] | None = None,
     stop: asyncio.Event | None = None,
+    username: str | None = None,
+    password: str | None = None,
 ) -> int:
     """Simulate one car per device id and publish its fixes to ``vigil/v1/car/{id}/fix`` at QoS 1.
 
@@ -132,7 +134,8 @@ async def run_cars(
     identifier = f"vigil-carsim-{secrets.token_hex(6)}"
     try:
         async with aiomqtt.Client(
-            host, port=port, identifier=identifier, max_inflight_messages=MAX_INFLIGHT
+            host, port=port, identifier=identifier, max_inflight_messages=MAX_INFLIGHT,
+            username=username, password=password,
         ) as client:
             client.pending_calls_threshold = PUBLISH_CHUNK  # we keep a chunk pending on purpose; no warning
             loop = asyncio.get_running_loop()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -49,19 +50,38 @@ class EmbeddedBroker:
         self.kind = ""
         self._proc: subprocess.Popen | None = None
         self._amqtt = None
+        self._auth = False
 
-    async def start(self) -> str:
+    def _mosquitto_binary(self) -> str | None:
+        return shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+
+    def prefers_mosquitto(self) -> bool:
+        return self.prefer == "mosquitto" and self._mosquitto_binary() is not None
+
+    async def start(self, auth_conf: str = "") -> str:
+        """Start and return the mqtt:// URL. ``auth_conf``: Mosquitto lines enabling password file and
+        ACL (see :func:`ingest.mqtt_auth.mosquitto_auth_conf`); amqtt ignores it and stays anonymous."""
         port = self.port or pick_port()
-        binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-        if self.prefer == "mosquitto" and binary:
-            await self._start_mosquitto(binary, port)
+        if self.prefers_mosquitto():
+            await self._start_mosquitto(self._mosquitto_binary(), port, auth_conf)
         else:
+            if auth_conf:
+                log.warning("amqtt fallback broker: no per-device authentication (install mosquitto for it)")
             await self._start_amqtt(port)
         self.port = port
         log.info("embedded MQTT broker: %s on 127.0.0.1:%d", self.kind, port)
         return f"mqtt://127.0.0.1:{port}"
 
-    async def _start_mosquitto(self, binary: str, port: int) -> None:
+    @property
+    def authenticated(self) -> bool:
+        return self._proc is not None and self._auth
+
+    def reload(self) -> None:
+        """Make Mosquitto re-read its password file and ACL (it also drops clients no longer allowed)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGHUP)
+
+    async def _start_mosquitto(self, binary: str, port: int, auth_conf: str = "") -> None:
         workdir = self.data_dir / "mosquitto"
         workdir.mkdir(parents=True, exist_ok=True)
         conf = workdir / "mosquitto.conf"
@@ -69,8 +89,13 @@ class EmbeddedBroker:
         conf.write_text(
             f"listener {port} 127.0.0.1\nallow_anonymous true\n"
             f"persistence true\npersistence_location {workdir}/\n"
-            "max_queued_messages 100000\nmax_inflight_messages 100\n"
+            "max_queued_messages 100000\nmax_inflight_messages 1000\n"
+            # As root Mosquitto would drop to user "mosquitto", which can neither read the 0600 password
+            # file nor write persistence under a root-owned data dir; this broker is private to vigil.
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + auth_conf
         )
+        self._auth = bool(auth_conf)
         log_file = open(workdir / "mosquitto.log", "ab")
         self._proc = subprocess.Popen(
             [binary, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=die_with_parent

@@ -44,8 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations and exit")
     dev = sub.add_parser("devices", help="manage the device registry")
     dev_sub = dev.add_subparsers(dest="action", required=True)
-    add = dev_sub.add_parser("add", help="provision devices (idempotent)")
-    add.add_argument("device_ids", nargs="+")
+    add = dev_sub.add_parser("add", help="provision devices and issue their MQTT passwords")
+    add.add_argument("device_ids", nargs="*", help="device ids (or use --id, repeatable)")
+    add.add_argument("--id", dest="more_ids", action="append", default=[], help="a device id")
     add.add_argument("--kind", choices=("car", "home", "pet"), required=True)
     add.add_argument("--owner", default=None)
     return p
@@ -161,9 +162,11 @@ async def _demo(settings: Settings, args) -> int:
     await runtime.start()
     ids = [f"demo-car-{i:04d}" for i in range(1, args.cars + 1)]
     await devices.provision(runtime.db, ids, kind="car", owner="demo-customer")
-    sim = asyncio.create_task(
-        run_cars(runtime.mqtt_url, ids, interval_s=args.interval, realtime=True, seed=args.seed, stop=stop)
-    )
+    user, password = await runtime.issue_simulator_account() or (None, None)
+    sim = asyncio.create_task(run_cars(
+        runtime.mqtt_url, ids, interval_s=args.interval, realtime=True, seed=args.seed, stop=stop,
+        username=user, password=password,
+    ))
     _banner(runtime)
     url = runtime.http_url
     print(f"\n{len(ids)} simulated cars are driving around central Helsinki. Open:")
@@ -201,11 +204,18 @@ async def _migrate(settings: Settings, args) -> int:
 
 
 async def _devices(settings: Settings, args) -> int:
+    from ingest import mqtt_auth
     from storage import devices
 
+    ids = [*args.device_ids, *args.more_ids]
+    if not ids:
+        raise ConfigError("name at least one device id")
     async with _database(settings) as db:
-        for d in await devices.provision(db, args.device_ids, kind=args.kind, owner=args.owner):
-            print(f"{d.device_id}\t{d.kind}\t{d.status}\tcode {d.id}")
+        provisioned = await devices.provision(db, ids, kind=args.kind, owner=args.owner)
+        passwords = await mqtt_auth.issue_device_credentials(db, ids)
+    print("device\tkind\tstatus\tMQTT username\tMQTT password (shown once)")
+    for d in provisioned:
+        print(f"{d.device_id}\t{d.kind}\t{d.status}\t{d.device_id}\t{passwords[d.device_id]}")
     return 0
 
 
@@ -231,7 +241,8 @@ async def _simulate(settings: Settings, args) -> int:
 
     n = await run_cars(
         mqtt_url, ids, fixes_per_car=args.fixes, interval_s=1.0 / args.rate, realtime=not args.fast,
-        seed=args.seed, progress=progress, stop=stop,
+        seed=args.seed, progress=progress, stop=stop, username=settings.mqtt_username,
+        password=settings.mqtt_password,
     )
     print(f"done: {n} fixes from {len(ids)} cars to {mqtt_url}")
     return 0

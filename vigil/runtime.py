@@ -17,11 +17,13 @@ import uvicorn
 from api.app import create_app
 from bus import open_bus
 from bus.base import EVENTS, FIXES, Bus
+from ingest import mqtt_auth
 from ingest.gateway import Gateway
 from storage import Database, EmbeddedPostgres
 from storage.consumer import StorageConsumer
 from vigil.broker import EmbeddedBroker
 from vigil.metrics import Metrics
+from vigil.retry import retry_forever
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ class Runtime:
     bus: Bus | None = None
     gateway: Gateway | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    broker: EmbeddedBroker | None = None
+    mqtt_credentials: tuple[str, str] | None = None
     startup_s: float = 0.0
     descriptions: list[str] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
@@ -84,23 +88,9 @@ class Runtime:
         elif s.mqtt_url:
             self.mqtt_url = s.mqtt_url
             self.descriptions.append(f"MQTT broker   {self.mqtt_url} (configured)")
-        else:
-            broker = EmbeddedBroker(s.data_dir)
-            self.mqtt_url = await broker.start()
-            self._stack.push_async_callback(broker.stop)
-            self.descriptions.append(f"MQTT broker   {self.mqtt_url} (embedded {broker.kind})")
-
-        if s.database_url:
-            self.database_url = s.database_url
-            self.descriptions.append("database      configured PostgreSQL (VIGIL_DATABASE_URL)")
-        else:
-            pg = EmbeddedPostgres(s.data_dir)
-            self.database_url = await pg.start()
-            self._stack.push_async_callback(pg.stop)
-            self.descriptions.append(f"database      embedded PostgreSQL under {pg.pgdata}")
-        self.db = await Database.open(self.database_url, partitioning=s.partitioning, ahead_days=s.partitions_ahead_days)
-        self._stack.push_async_callback(self.db.close)
-        self.descriptions.append(f"fixes table   {self.db.fixes_mode} partitioning")
+        await self._start_database(s)
+        if "gateway" in self.parts and not s.mqtt_url:
+            await self._start_embedded_broker(s)
 
         self.bus = open_bus(s)
         await self.bus.start()
@@ -114,13 +104,68 @@ class Runtime:
             self._spawn(consumer.run(), "storage-writer")
             self.descriptions.append("writer        storing fixes and events (binary COPY)")
         if "gateway" in self.parts:
-            self.gateway = Gateway(settings=s, mqtt_url=self.mqtt_url, db=self.db, bus=self.bus, metrics=self.metrics)
+            user, password = self.mqtt_credentials or (s.mqtt_username, s.mqtt_password)
+            self.gateway = Gateway(settings=s, mqtt_url=self.mqtt_url, db=self.db, bus=self.bus, metrics=self.metrics,
+                                   username=user, password=password)
             self._spawn(self.gateway.run(), "gateway")
             await asyncio.wait_for(self.gateway.subscribed.wait(), 30)
             shared = " (shared subscription)" if s.mqtt_shared else ""
             self.descriptions.append(f"gateway       subscribed as {s.mqtt_client_id}{shared}")
         if "api" in self.parts:
             await self._start_api(s)
+
+    async def _start_database(self, s: Settings) -> None:
+        if s.database_url:
+            self.database_url = s.database_url
+            self.descriptions.append("database      configured PostgreSQL (VIGIL_DATABASE_URL)")
+        else:
+            pg = EmbeddedPostgres(s.data_dir)
+            self.database_url = await pg.start()
+            self._stack.push_async_callback(pg.stop)
+            self.descriptions.append(f"database      embedded PostgreSQL under {pg.pgdata}")
+        self.db = await Database.open(self.database_url, partitioning=s.partitioning, ahead_days=s.partitions_ahead_days)
+        self._stack.push_async_callback(self.db.close)
+        self.descriptions.append(f"fixes table   {self.db.fixes_mode} partitioning")
+
+    async def _start_embedded_broker(self, s: Settings) -> None:
+        """Mosquitto with per-device passwords and ACL generated from the database (amqtt: anonymous)."""
+        broker = EmbeddedBroker(s.data_dir)
+        auth_dir = s.data_dir / "mosquitto"
+        auth_conf = ""
+        if broker.prefers_mosquitto():
+            self.mqtt_credentials = ("vigil-gateway", await mqtt_auth.issue_account(self.db, "vigil-gateway", "gateway"))
+            passwd, acl = await mqtt_auth.write_broker_files(self.db, auth_dir)
+            auth_conf = mqtt_auth.mosquitto_auth_conf(passwd, acl)
+        self.mqtt_url = await broker.start(auth_conf)
+        self.broker = broker
+        self._stack.push_async_callback(broker.stop)
+        mode = "per-device passwords + ACL" if broker.authenticated else "anonymous"
+        self.descriptions.append(f"MQTT broker   {self.mqtt_url} (embedded {broker.kind}, {mode})")
+        if broker.authenticated:
+            self._spawn(self._refresh_broker_auth(auth_dir), "broker-auth")
+
+    async def _refresh_broker_auth(self, auth_dir, every_s: float = 5.0) -> None:
+        """Regenerate the password file and ACL; reload Mosquitto when devices or accounts changed."""
+        previous = None
+        while True:
+            passwd, acl = await retry_forever(mqtt_auth.write_broker_files, self.db, auth_dir,
+                                              what="writing broker auth files", log=log)
+            current = (passwd.read_bytes(), acl.read_bytes())
+            if previous is not None and current != previous:
+                self.broker.reload()
+                log.info("device credentials changed: Mosquitto reloaded its password file and ACL")
+            previous = current
+            await asyncio.sleep(every_s)
+
+    async def issue_simulator_account(self) -> tuple[str, str] | None:
+        """An account allowed to publish for every device (load generators, the demo), when auth is on."""
+        if self.broker is None or not self.broker.authenticated:
+            return None
+        password = await mqtt_auth.issue_account(self.db, "vigil-simulator", "simulator")
+        await mqtt_auth.write_broker_files(self.db, self.settings.data_dir / "mosquitto")
+        self.broker.reload()
+        await asyncio.sleep(0.2)  # Mosquitto reloads asynchronously on SIGHUP
+        return "vigil-simulator", password
 
     async def _start_api(self, s: Settings) -> None:
         app = create_app(db=self.db, metrics=self.metrics)

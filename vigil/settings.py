@@ -48,6 +48,9 @@ class Settings:
     batch_max_messages: int = 2_000
     batch_max_delay_ms: int = 50
     mqtt_client_id: str = "vigil-gateway"
+    # The gateway's broker account; unset for an anonymous broker. The embedded Mosquitto issues its own.
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
     # Subscribe through $share/vigil/… so several gateway processes split the messages between them.
     mqtt_shared: bool = False
     # Gateways of one share group split the stream. A persistent session keeps taking its share while
