@@ -61,3 +61,30 @@ async def test_redelivered_messages_are_stored_once(mqtt_url, database_url, runt
         await asyncio.sleep(0.05)
     assert runtime.metrics.get("vigil_storage_duplicates_total") == 100
     assert await count_rows(runtime.db, "fixes") == 100
+
+
+async def test_backpressure_when_postgres_stalls(mqtt_url, database_url, runtime_factory):
+    """A stalled database stops acknowledgements; the broker then stops sending (its in-flight window,
+    100 in the test Mosquitto), so the gateway holds a bounded number of messages and loses none."""
+    runtime = await runtime_factory(make_settings(mqtt_url, database_url))
+    ids = [f"bp-car-{i:02d}" for i in range(50)]
+    await devices.provision(runtime.db, ids, kind="car")
+    blocker = await psycopg.AsyncConnection.connect(database_url)
+    await blocker.execute("LOCK TABLE fixes IN ACCESS EXCLUSIVE MODE")
+    try:
+        publisher = asyncio.create_task(
+            run_cars(mqtt_url, ids, fixes_per_car=40, realtime=False, seed=4)  # 2000 messages
+        )
+        await asyncio.sleep(3)
+        received = runtime.metrics.get("vigil_ingest_messages_total")
+        assert 0 < received <= 100 + 50  # the broker's window (+ the batch being assembled)
+        assert runtime.metrics.get("vigil_ingest_acked_total") == 0
+        lag = runtime.metrics.snapshot()["vigil_ingest_unacked_batches"][""]
+        assert lag >= 1
+    finally:
+        await blocker.rollback()
+        await blocker.close()
+    assert await asyncio.wait_for(publisher, 60) == 2000
+    assert await wait_for_rows(runtime.db, "fixes", 2000) == 2000
+    await asyncio.sleep(0.3)
+    assert await count_rows(runtime.db, "fixes") == 2000
