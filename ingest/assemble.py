@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -30,6 +31,8 @@ class RawMessage:
     qos: int = 0
     #: Which broker connection delivered it: a packet id is only meaningful on its own connection.
     connection: int = 0
+    #: For transports other than MQTT: called with True once the content is durable (False: it is not).
+    on_durable: Callable[[bool], None] | None = None
 
 
 @dataclass(slots=True)

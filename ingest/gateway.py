@@ -204,17 +204,25 @@ class Gateway:
         except Exception:
             log.exception("a batch of %d messages was not made durable; they will be redelivered", len(messages))
             self._lost.set()
+            for m in messages:
+                if m.on_durable is not None:
+                    m.on_durable(False)
             return
         finally:
             self._unacked.release()
             self._awaiting -= 1
         client = self._client
-        if client is None:
-            return
         acked = 0
         for m in messages:
+            if m.on_durable is not None:  # another transport (the Teltonika TCP listener) acknowledges itself
+                m.on_durable(True)
+                acked += 1
             # Packet ids of an earlier connection mean nothing now; the broker resends those messages.
-            if m.qos and m.connection == self._connection:
+            elif client is not None and m.qos and m.connection == self._connection:
                 client._client.ack(m.mid, m.qos)
                 acked += 1
         self.metrics.inc("vigil_ingest_acked_total", by=acked)
+
+    async def submit(self, message: stage.RawMessage) -> None:
+        """Feed a message from another transport into the same pipeline (waits while the queue is full)."""
+        await self._queue.put(message)

@@ -19,6 +19,7 @@ from bus import open_bus
 from bus.base import EVENTS, FIXES, Bus
 from ingest import mqtt_auth
 from ingest.gateway import Gateway
+from ingest.teltonika_tcp import TeltonikaListener
 from storage import Database, EmbeddedPostgres
 from storage.consumer import StorageConsumer
 from vigil.broker import EmbeddedBroker
@@ -55,6 +56,7 @@ class Runtime:
     gateway: Gateway | None = None
     metrics: Metrics = field(default_factory=Metrics)
     broker: EmbeddedBroker | None = None
+    teltonika_port: int | None = None
     mqtt_credentials: tuple[str, str] | None = None
     startup_s: float = 0.0
     descriptions: list[str] = field(default_factory=list)
@@ -111,6 +113,12 @@ class Runtime:
             await asyncio.wait_for(self.gateway.subscribed.wait(), 30)
             shared = " (shared subscription)" if s.mqtt_shared else ""
             self.descriptions.append(f"gateway       subscribed as {s.mqtt_client_id}{shared}")
+            if s.teltonika_tcp_port is not None:
+                listener = TeltonikaListener(submit=self.gateway.submit, registry=self.gateway.registry,
+                                             host=s.http_host, port=s.teltonika_tcp_port)
+                self.teltonika_port = await listener.start()
+                self._stack.push_async_callback(listener.stop)
+                self.descriptions.append(f"Teltonika     TCP {s.http_host}:{self.teltonika_port}")
         if "api" in self.parts:
             await self._start_api(s)
 

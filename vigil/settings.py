@@ -56,6 +56,9 @@ class Settings:
     # Gateways of one share group split the stream. A persistent session keeps taking its share while
     # its gateway is down (the broker queues for it), so retire a gateway's client id deliberately.
     mqtt_share_group: str = "vigil"
+    # Teltonika devices speaking their native TCP protocol (5027 is the port their configurator suggests);
+    # unset: no TCP listener, devices use MQTT.
+    teltonika_tcp_port: int | None = None
     log_level: str = "INFO"
 
     @property
@@ -97,6 +100,10 @@ class Settings:
 
 def _convert(key: str, annotation: object, raw: str) -> object:
     text = str(annotation)
+    if text.endswith(" | None"):
+        if raw == "":
+            return None
+        text = text[: -len(" | None")]
     if text == "bool":
         if raw.lower() in ("1", "true", "yes", "on"):
             return True
@@ -110,8 +117,6 @@ def _convert(key: str, annotation: object, raw: str) -> object:
             return Path(raw)
     except ValueError as exc:
         raise ConfigError(f"{key}: expected an integer, got {raw!r}") from exc
-    if "None" in text and raw == "":
-        return None
     return raw
 
 
