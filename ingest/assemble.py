@@ -84,13 +84,19 @@ class _Collector:
             owners.append(np.full(len(pos), k, dtype=np.int64))
             positions.append(np.asarray(pos, dtype=np.int64))
         merged = {}
+        # A number beyond a float32 column's range becomes inf here, and validation refuses it.
+        with np.errstate(over="ignore"):
+            self._merge(parts, owners, merged)
+        empty = np.empty(0, dtype=np.int64)
+        return merged, np.concatenate(owners) if owners else empty, np.concatenate(positions) if positions else empty
+
+    @staticmethod
+    def _merge(parts, owners, merged) -> None:
         for name, (dtype, fill) in protocols.FIX_DEFAULTS.items():
             merged[name] = np.concatenate(
                 [np.asarray(p[name], dtype=dtype) if name in p else np.full(len(o), fill, dtype=dtype)
                  for p, o in zip(parts, owners)]
             ) if parts else np.empty(0, dtype=dtype)
-        empty = np.empty(0, dtype=np.int64)
-        return merged, np.concatenate(owners) if owners else empty, np.concatenate(positions) if positions else empty
 
 
 def assemble(
@@ -121,7 +127,9 @@ def assemble(
 
     meta = np.array([(d.id, seq, m.received_ms) for m, d, seq in kept], dtype=np.int64).reshape(-1, 3)
     cols, owner, position = collector.fix_columns()
-    code = validate.check(cols["ts_ms"], cols["lat"], cols["lon"], now_ms=now_ms, max_future_ms=max_future_ms)
+    floats = tuple(cols[name] for name, (dtype, _) in protocols.FIX_DEFAULTS.items() if dtype.kind == "f")
+    code = validate.check(cols["ts_ms"], cols["lat"], cols["lon"], now_ms=now_ms, max_future_ms=max_future_ms,
+                          values=floats)
     for row in np.flatnonzero(code):
         partial[int(owner[row])][validate.REASONS[code[row]], "fixes"].append(int(position[row]))
     per_fix = meta[owner]
@@ -140,16 +148,23 @@ def _events(rows, meta, now_ms, max_future_ms, partial) -> EventBatch:
         return EventBatch.empty()
     owner = np.array([k for _, k, _ in rows], dtype=np.int64)
     ts = np.array([e.ts_ms for e, _, _ in rows], dtype=np.int64)
-    code = validate.check_time(ts, now_ms=now_ms, max_future_ms=max_future_ms)
+    lat = np.array([r[0].lat for r in rows], dtype=np.float64)
+    lon = np.array([r[0].lon for r in rows], dtype=np.float64)
+    values = np.array([(r[0].value, r[0].accuracy_m) for r in rows], dtype=np.float64).reshape(-1, 2)
+    with np.errstate(over="ignore"):
+        values = values.astype(np.float32)  # the stored width: beyond it is out of range
+    code = validate.check(ts, lat, lon, now_ms=now_ms, max_future_ms=max_future_ms,
+                          values=(values[:, 0], values[:, 1]), position_required=False)
     for i in np.flatnonzero(code):
         partial[int(owner[i])][validate.REASONS[code[i]], "events"].append(rows[i][2])
     ev = [e for e, _, _ in rows]
-    batch = EventBatch(
-        device=meta[owner, 0], ts_ms=ts, type=[EVENT_CODE[e.type] for e in ev],
-        value=[e.value for e in ev], lat=[e.lat for e in ev], lon=[e.lon for e in ev],
-        accuracy_m=[e.accuracy_m for e in ev], seq=meta[owner, 1], received_ms=meta[owner, 2],
-        late=np.zeros(len(ev)), sensor=[e.sensor for e in ev], event_id=[e.event_id for e in ev],
-    )
+    with np.errstate(over="ignore"):
+        batch = EventBatch(
+            device=meta[owner, 0], ts_ms=ts, type=[EVENT_CODE[e.type] for e in ev],
+            value=values[:, 0], lat=lat, lon=lon, accuracy_m=values[:, 1], seq=meta[owner, 1],
+            received_ms=meta[owner, 2], late=np.zeros(len(ev)), sensor=[e.sensor for e in ev],
+            event_id=[e.event_id for e in ev],
+        )
     return batch.take(code == 0)
 
 

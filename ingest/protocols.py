@@ -80,7 +80,7 @@ def _floats(rows: list[Any], attr: str) -> np.ndarray:
 
 def _vigil_columns(rows: list[vigil_json.Fix]) -> dict[str, np.ndarray]:
     n = len(rows)
-    accel = np.array([r.accel_g or (np.nan, np.nan, np.nan) for r in rows], dtype=np.float32).reshape(n, 3)
+    accel = np.array([r.accel_g or (np.nan, np.nan, np.nan) for r in rows], dtype=np.float64).reshape(n, 3)
     ignition = _floats(rows, "ignition")
     return {
         "ts_ms": np.fromiter((r.ts for r in rows), np.int64, n),

@@ -40,6 +40,7 @@ CASES = [
     ("car-ok", msg(fix(ts=NOW_MS + 6 * 60_000)), "ts_in_future"),
     ("car-ok", msg(fix(ts=946_684_799_000)), "ts_too_old"),
     ("car-ok", msg(fix(), pad="x" * 300_000), "payload_too_large"),
+    ("car-ok", msg(fix(speed_kmh=1e39)), "value_out_of_range"),
     ("car-ok", msg(), "no_fixes"),
     ("car-ok", msg(fix(), v=2), "unsupported_version"),
     ("car-off", msg(fix()), "device_inactive"),
