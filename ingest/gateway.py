@@ -53,6 +53,7 @@ class Gateway:
         self._unacked = asyncio.Semaphore(MAX_UNACKED_BATCHES)
         self._awaiting = 0
         self._acks: set[asyncio.Task] = set()
+        self._last_ack: asyncio.Task | None = None
         self._connection = 0
         self._client: aiomqtt.Client | None = None
         self._lost = asyncio.Event()
@@ -143,7 +144,8 @@ class Gateway:
             except BaseException:
                 self._unacked.release()
                 raise
-            task = asyncio.create_task(self._ack_when_durable(durable, messages))
+            task = asyncio.create_task(self._ack_when_durable(durable, messages, self._last_ack))
+            self._last_ack = task
             self._acks.add(task)
             task.add_done_callback(self._acks.discard)
             self._awaiting += 1
@@ -196,9 +198,15 @@ class Gateway:
             log.warning("rejected message on %s: %s %s", letter.topic, letter.reason, letter.detail[:200])
         return durable
 
-    async def _ack_when_durable(self, durable: asyncio.Future[None], messages: list[stage.RawMessage]) -> None:
+    async def _ack_when_durable(
+        self, durable: asyncio.Future[None], messages: list[stage.RawMessage], previous: asyncio.Task | None
+    ) -> None:
         try:
             await durable
+            if previous is not None:
+                # MQTT 3.1.1 §4.6: PUBACKs go out in the order the PUBLISHes came in, even when a
+                # later batch (another Kafka partition) becomes durable first.
+                await asyncio.wait([previous])
         except asyncio.CancelledError:
             raise
         except Exception:
