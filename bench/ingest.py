@@ -14,6 +14,10 @@ In one run, on this machine, with the same rows:
 * **peer (b), MQTT alone**: ``mosquitto_sub -q 1 -c`` (persistent session) draining the stream of the same
   publisher, same mode, same sizes, output to /dev/null. The broker + publisher ceiling.
 
+Each of these runs with two publishers: ``run_cars`` (the headline, realistic but itself CPU-hungry) and
+``raw`` (the same messages pre-encoded and written on a plain socket: what the pipeline does when the load
+costs the server nothing, as real devices do). Every line reports CPU µs per message of each process.
+
 Run from the repository root: ``python bench/ingest.py [--quick]``. The last line is ``RESULT {json}``.
 """
 
@@ -116,13 +120,10 @@ def postgres() -> Iterator[tuple[str, int | None]]:
     with contextlib.nullcontext(url) if url else postgres_server() as admin_url:
         postmaster = None
         with contextlib.suppress(Exception), psycopg.connect(admin_url) as conn:
-            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-            postmaster = psutil.Process(backend).ppid()
+            backend = psutil.Process(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+            if backend.name().startswith("postgres"):  # else the server is elsewhere: no CPU figures for it
+                postmaster = backend.ppid()
         yield admin_url, postmaster
-
-
-def _mqtt_client(*args: str) -> list[str]:
-    return ["mosquitto_sub", *args]
 
 
 def forget_session(broker: Broker, client_id: str) -> None:
@@ -130,7 +131,7 @@ def forget_session(broker: Broker, client_id: str) -> None:
     if shutil.which("mosquitto_sub") is None:
         return
     subprocess.run(
-        _mqtt_client("-h", broker.host, "-p", str(broker.port), "-i", client_id, "-t", "vigil-bench/none", "-E"),
+        ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-i", client_id, "-t", "vigil-bench/none", "-E"],
         check=False, timeout=10, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 
@@ -162,7 +163,9 @@ def _publisher_main(conn, kind: str, mqtt_url: str, ids: list[str], fixes_per_de
     conn.send(("done", n, t0, time.monotonic()))
 
 
-def _raw_packets(ids: list[str], fixes_per_device: int, fixes_per_message: int, start_ms: int, seed: int) -> list[bytes]:
+def _raw_packets(
+    ids: list[str], fixes_per_device: int, fixes_per_message: int, start_ms: int, seed: int
+) -> list[bytes]:
     """run_cars' messages (same simulator, payload encoder, order and seq) as ready MQTT 3.1.1 QoS 1
     PUBLISH packets, built before the clock starts: a load generator that costs almost no CPU."""
     from simulators.cars import encode_fix_message, fix_topic, fixes_from_sample, initial_state, sample, step
@@ -185,7 +188,8 @@ def _raw_packets(ids: list[str], fixes_per_device: int, fixes_per_message: int, 
     for tick in range(fixes_per_device):
         if tick:
             state = step(state, INTERVAL_S, rng)
-        for buf, fix in zip(buffers, fixes_from_sample(sample(state, rng), start_ms + int(round(tick * INTERVAL_S * 1000)))):
+        ts = start_ms + int(round(tick * INTERVAL_S * 1000))
+        for buf, fix in zip(buffers, fixes_from_sample(sample(state, rng), ts)):
             buf.append(fix)
         if len(buffers[0]) >= fixes_per_message:
             flush()
@@ -407,16 +411,18 @@ class CpuMeter:
             name: round(sum(t - self._a.get(name, {}).get(pid, 0.0) for pid, t in pids.items()), 2)
             for name, pids in b.items()
         }
-        busy = lambda t: t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)  # noqa: E731
-        total = lambda t: busy(t) + t.idle + getattr(t, "iowait", 0.0)  # noqa: E731
-        d_total = total(sys_b) - total(self._sys_a)
-        d_busy = busy(sys_b) - busy(self._sys_a)
+        d_busy = _busy(sys_b) - _busy(self._sys_a)
+        d_total = d_busy + (sys_b.idle + sys_b.iowait) - (self._sys_a.idle + self._sys_a.iowait)
         # CPU seconds of everything else on the machine (other jobs, py-spy, the kernel): a benchmark
         # sharing its cores with strangers measures them too, so say how much.
         out["others"] = round(max(0.0, d_busy - sum(out.values())), 2)
         out["machine_busy_pct"] = round(100 * d_busy / d_total, 1) if d_total else 0.0
         out["wall_s"] = round(wall, 2)
         return out
+
+
+def _busy(t) -> float:
+    return t.user + t.nice + t.system + t.irq + t.softirq + t.steal
 
 
 # ---------------------------------------------------------------------------------------------- end to end
@@ -477,7 +483,7 @@ class Profiler:
         self.procs.clear()
 
 
-async def end_to_end(args, broker: Broker, admin_url: str, postmaster: int | None, mode: str,
+async def end_to_end(args, broker: Broker, admin_url: str, postmaster: int | None, kind: str, mode: str,
                      profiler: Profiler) -> dict:
     from storage import devices
     from vigil.runtime import Runtime
@@ -489,7 +495,8 @@ async def end_to_end(args, broker: Broker, admin_url: str, postmaster: int | Non
     messages = args.devices * -(-args.fixes_per_device // per_message)
     client_id = f"vigil-bench-{uuid.uuid4().hex[:8]}"
     data_dir = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
-    out: dict = {"mode": mode, "fixes_per_message": per_message, "expected_fixes": expected, "messages": messages}
+    out: dict = {"publisher": kind, "mode": mode, "fixes_per_message": per_message, "expected_fixes": expected,
+                 "messages": messages}
     publisher = None
     with scratch_database(admin_url) as db_url:
         runtime = Runtime(Settings(
@@ -507,7 +514,7 @@ async def end_to_end(args, broker: Broker, admin_url: str, postmaster: int | Non
                 return await enqueue(topic, batch)
 
             runtime.bus.enqueue = counting_enqueue  # observation only: the gateway's batch sizes
-            publisher = Publishers(args.publisher, args.publishers, broker.url, ids, args.fixes_per_device, per_message)
+            publisher = Publishers(kind, args.publishers, broker.url, ids, args.fixes_per_device, per_message)
             await publisher.start()
             m = runtime.metrics
             base = m.get("vigil_storage_fixes_total")
@@ -515,7 +522,8 @@ async def end_to_end(args, broker: Broker, admin_url: str, postmaster: int | Non
             cpu = CpuMeter({"pipeline": [os.getpid()], "publisher": publisher.pids, "mosquitto": [broker.pid]},
                            postmaster)
             cpu.start()
-            profiler.start(mode, {"pipeline": os.getpid(), **{f"publisher{k}": pid for k, pid in enumerate(publisher.pids)}})
+            profiler.start(f"{kind}-{mode}", {"pipeline": os.getpid(),
+                                              **{f"publisher{k}": pid for k, pid in enumerate(publisher.pids)}})
             publisher.go()
             t_stored = None
             last, last_change = -1, time.monotonic()
@@ -571,7 +579,7 @@ async def end_to_end(args, broker: Broker, admin_url: str, postmaster: int | Non
 # ---------------------------------------------------------------------------------------------- peer (b)
 
 
-async def mqtt_drain(args, broker: Broker, mode: str) -> dict:
+async def mqtt_drain(args, broker: Broker, kind: str, mode: str) -> dict:
     """The same publisher, same mode and sizes, drained by ``mosquitto_sub`` instead of the gateway."""
     per_message = MODES[mode]
     messages = args.devices * -(-args.fixes_per_device // per_message)
@@ -580,34 +588,37 @@ async def mqtt_drain(args, broker: Broker, mode: str) -> dict:
     client_id = f"bench-drain-{uuid.uuid4().hex[:8]}"
     hp = ("-h", broker.host, "-p", str(broker.port))
     # The persistent session and its subscription exist before the first publish: nothing can be missed.
-    subprocess.run(_mqtt_client(*hp, "-c", "-i", client_id, "-q", "1", "-t", DRAIN_TOPIC, "-E"), check=True, timeout=10)
-    publisher = Publishers(args.publisher, args.publishers, broker.url, device_ids(args.devices), args.fixes_per_device, per_message)
+    sub_args = ["mosquitto_sub", *hp, "-c", "-i", client_id, "-q", "1", "-t", DRAIN_TOPIC]
+    subprocess.run([*sub_args, "-E"], check=True, timeout=10)
+    publisher = Publishers(
+        kind, args.publishers, broker.url, device_ids(args.devices), args.fixes_per_device, per_message
+    )
     sub = None
     try:
         await publisher.start()
         sub = await asyncio.create_subprocess_exec(
-            *_mqtt_client(*hp, "-c", "-i", client_id, "-q", "1", "-t", DRAIN_TOPIC, "-C", str(messages)),
+            *sub_args, "-C", str(messages),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
         cpu = CpuMeter({"mosquitto_sub": [sub.pid], "publisher": publisher.pids, "mosquitto": [broker.pid]}, None)
         cpu.start()
         publisher.go()
-        t_end = None
-        while t_end is None:
-            if sub.returncode is not None:
-                t_end = time.monotonic()
+        exited = asyncio.ensure_future(sub.wait())
+        while not exited.done():
+            await asyncio.wait({exited}, timeout=0.05)
+            if not exited.done() and publisher.poll() and time.monotonic() - publisher.t1 > args.stall_s:
                 break
-            if publisher.poll() and time.monotonic() - publisher.t1 > args.stall_s:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sub.wait(), 0.005)
+        t_end = time.monotonic() if exited.done() else None
+        deadline = time.monotonic() + args.stall_s
         while not publisher.poll():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the publisher did not get every PUBACK")
             await asyncio.sleep(0.01)
         cpu_s = cpu.stop()
         complete = t_end is not None and sub.returncode == 0
         elapsed = (t_end if t_end is not None else time.monotonic()) - publisher.t0
         return {
-            "mode": mode, "messages": messages, "complete": complete, "elapsed_s": round(elapsed, 3),
+            "publisher": kind, "mode": mode, "messages": messages, "complete": complete, "elapsed_s": round(elapsed, 3),
             "msgs_per_s": round(messages / elapsed) if complete else None,
             "fixes_per_s": round(messages * per_message / elapsed) if complete else None,
             "publish_msgs_per_s": round(messages / (publisher.t1 - publisher.t0)),
@@ -722,6 +733,7 @@ def machine_busy_pct(seconds: float = 1.0) -> float:
 
 async def run(args) -> dict:
     modes = [m for m in args.modes.split(",") if m]
+    kinds = [k for k in args.publisher.split(",") if k]
     baseline = machine_busy_pct()
     if baseline > 10:
         log.warning("the machine is already %.0f%% busy: rates will be low; CPU µs per fix still hold", baseline)
@@ -729,86 +741,116 @@ async def run(args) -> dict:
     if profiler.out_dir:
         profiler.out_dir.mkdir(parents=True, exist_ok=True)
     result: dict = {"devices": args.devices, "fixes_per_device": args.fixes_per_device,
-                    "fixes": args.devices * args.fixes_per_device, "modes": {}, "drain": {},
-                    "machine_busy_before_pct": baseline, "publisher": args.publisher,
-                    "publishers": args.publishers}
+                    "fixes": args.devices * args.fixes_per_device, "publishers": args.publishers,
+                    "machine_busy_before_pct": baseline,
+                    "runs": {k: {} for k in kinds}, "drain": {k: {} for k in kinds}}
     with mosquitto(args.broker_inflight, args.broker_queued) as broker, postgres() as (admin_url, postmaster):
         result["broker"] = broker.conf.split("; ", 1)[1]
-        for mode in modes:
-            if not args.no_drain:
-                log.warning("peer (b): mosquitto_sub drains %s mode", mode)
-                result["drain"][mode] = await mqtt_drain(args, broker, mode)
-            log.warning("end to end: %s mode", mode)
-            result["modes"][mode] = await end_to_end(args, broker, admin_url, postmaster, mode, profiler)
-        sizes = [args.copy_batch] + [
-            int(round(r["gateway_batch_fixes_mean"])) for r in result["modes"].values() if r["gateway_batches"]
-        ]
-        log.warning("peer (a): FixWriter / COPY alone, batches of %s fixes", sorted(set(sizes)))
-        result["copy"] = await copy_limit(args, admin_url, postmaster, sorted(set(sizes), reverse=True))
+        for kind in kinds:
+            for mode in modes:
+                if not args.no_drain:
+                    log.warning("peer (b): mosquitto_sub drains %s mode from the %s publisher", mode, kind)
+                    result["drain"][kind][mode] = await mqtt_drain(args, broker, kind, mode)
+                log.warning("end to end: %s mode from the %s publisher", mode, kind)
+                result["runs"][kind][mode] = await end_to_end(args, broker, admin_url, postmaster, kind, mode, profiler)
+        sizes = {min(args.copy_batch, result["fixes"])} | {
+            int(round(r["gateway_batch_fixes_mean"]))
+            for runs in result["runs"].values() for r in runs.values() if r["gateway_batches"]
+        }
+        log.warning("peer (a): FixWriter / COPY alone, batches of %s fixes", sorted(sizes))
+        result["copy"] = await copy_limit(args, admin_url, postmaster, sorted(sizes, reverse=True))
     return summarize(args, result)
 
 
-def summarize(args, r: dict) -> dict:
-    batched, single = r["modes"].get("batched", {}), r["modes"].get("single", {})
-    copy = r["copy"]["fixwriter"][str(min(args.copy_batch, r["fixes"]))]
-    drain = r["drain"].get("single", {})
-    fixes_per_s = batched.get("fixes_per_s")
-    msgs_per_s = single.get("msgs_per_s")
-    drain_rate = drain.get("msgs_per_s")
-    r.update({
+def _headline(r: dict, kind: str) -> dict:
+    runs, drain = r["runs"].get(kind, {}), r["drain"].get(kind, {})
+    size = str(min(r["copy_batch"], r["fixes"]))
+    copy = r["copy"]["fixwriter"][size]["fixes_per_s"]
+    fixes_per_s = runs.get("batched", {}).get("fixes_per_s")
+    msgs_per_s = runs.get("single", {}).get("msgs_per_s")
+    drain_rate = drain.get("single", {}).get("msgs_per_s")
+    return {
         "fixes_per_s": fixes_per_s,
         "msgs_per_s": msgs_per_s,
-        "copy_limit_fixes_per_s": copy["fixes_per_s"],
-        "raw_copy_fixes_per_s": r["copy"]["raw_copy"][str(min(args.copy_batch, r["fixes"]))]["fixes_per_s"],
-        "ratio_to_copy": round(fixes_per_s / copy["fixes_per_s"], 3) if fixes_per_s else None,
+        "copy_limit_fixes_per_s": copy,
+        "raw_copy_fixes_per_s": r["copy"]["raw_copy"][size]["fixes_per_s"],
+        "ratio_to_copy": round(fixes_per_s / copy, 3) if fixes_per_s else None,
         "mqtt_drain_msgs_per_s": drain_rate,
+        "mqtt_drain_batched_msgs_per_s": drain.get("batched", {}).get("msgs_per_s"),
         "ratio_to_mqtt_drain": round(msgs_per_s / drain_rate, 3) if msgs_per_s and drain_rate else None,
-        "lost": sum(m["lost"] for m in r["modes"].values()),
-        "duplicated": sum(m["duplicated"] for m in r["modes"].values()),
-        "targets": TARGETS,
         "met": {
             "fixes_per_s": bool(fixes_per_s and fixes_per_s >= TARGETS["fixes_per_s"]),
             "msgs_per_s": bool(msgs_per_s and msgs_per_s >= TARGETS["msgs_per_s"]),
         },
+    }
+
+
+def summarize(args, r: dict) -> dict:
+    """Headline figures from the first publisher kind (run_cars by default); the pre-encoded ``raw``
+    publisher's figures, when run, go under ``pipeline_only``: what the pipeline does when the load
+    generator costs next to nothing, as real devices cost the server nothing."""
+    r["copy_batch"] = args.copy_batch
+    kinds = list(r["runs"])
+    r.update(_headline(r, kinds[0]))
+    if "raw" in kinds[1:]:
+        r["pipeline_only"] = _headline(r, "raw")
+    every = [m for runs in r["runs"].values() for m in runs.values()]
+    r.update({
+        "publisher": kinds[0],
+        "lost": sum(m["lost"] for m in every),
+        "duplicated": sum(m["duplicated"] for m in every),
+        "targets": TARGETS,
         "cpus": os.cpu_count(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     })
     return r
 
 
+def _cpu_text(cpu_us: dict, cpu_s: dict) -> str:
+    parts = [f"{k} {v:g}" for k, v in cpu_us.items()]
+    return " ".join(parts) + f" | others {cpu_s['others']:g} s, busy {cpu_s['machine_busy_pct']:g}%"
+
+
 def print_table(r: dict) -> None:
-    print(f"\nIngest benchmark: {r['devices']} devices x {r['fixes_per_device']} fixes = {r['fixes']} fixes per mode,"
-          f" {r['cpus']} CPUs; broker: {r['broker']}")
-    print(f"{'':34}{'fixes/s':>10}{'msgs/s':>10}{'elapsed s':>11}{'lost':>7}{'dup':>6}  cpu s (machine busy %)")
-    for mode, m in r["modes"].items():
-        d = r["drain"].get(mode)
-        if d and not d.get("skipped"):
-            cpu = ", ".join(f"{k} {v}" for k, v in d["cpu_s"].items() if k not in ("wall_s", "machine_busy_pct"))
-            print(f"  {'MQTT drain (mosquitto_sub) ' + mode:32}{d['fixes_per_s'] or '-':>10}{d['msgs_per_s'] or '-':>10}"
-                  f"{d['elapsed_s']:>11}{'':>13}  {cpu} ({d['cpu_s']['machine_busy_pct']}%)")
-        cpu = ", ".join(f"{k} {v}" for k, v in m["cpu_s"].items() if k not in ("wall_s", "machine_busy_pct"))
-        print(f"  {'end to end ' + mode:32}{m['fixes_per_s']:>10}{m['msgs_per_s']:>10}{m['elapsed_s']:>11}"
-              f"{m['lost']:>7}{m['duplicated']:>6}  {cpu} ({m['cpu_s']['machine_busy_pct']}%)")
-        print(f"  {'':32}publisher alone-side: {m['publish_msgs_per_s']} msgs/s acked; gateway batches: "
-              f"{m['gateway_batches']}, mean {m['gateway_batch_fixes_mean']} fixes, max {m['gateway_batch_fixes_max']}")
+    print(f"\nIngest benchmark: {r['devices']} devices x {r['fixes_per_device']} fixes = {r['fixes']} fixes per run,"
+          f" {r['cpus']} CPUs, machine {r['machine_busy_before_pct']}% busy before start")
+    print(f"broker: {r['broker']}")
+    print(f"\n{'':44}{'fixes/s':>9}{'msgs/s':>9}{'secs':>7}{'lost':>6}{'dup':>5}  CPU µs per message by process")
+    for kind, runs in r["runs"].items():
+        for mode, m in runs.items():
+            d = r["drain"][kind].get(mode)
+            if d and not d.get("skipped"):
+                print(f"  {f'MQTT drain, mosquitto_sub, {kind} {mode}':42}{d['fixes_per_s'] or '-':>9}"
+                      f"{d['msgs_per_s'] or '-':>9}{d['elapsed_s']:>7.2f}{'':>11}"
+                      f"  {_cpu_text(d['cpu_us_per_msg'], d['cpu_s'])}")
+            print(f"  {f'end to end, {kind} {mode}':42}{m['fixes_per_s']:>9}{m['msgs_per_s']:>9}{m['elapsed_s']:>7.2f}"
+                  f"{m['lost']:>6}{m['duplicated']:>5}  {_cpu_text(m['cpu_us_per_msg'], m['cpu_s'])}")
+            print(f"  {'':42}publisher got PUBACKs at {m['publish_msgs_per_s']} msgs/s;"
+                  f" gateway made {m['gateway_batches']}"
+                  f" batches, mean {m['gateway_batch_fixes_mean']:g} fixes, max {m['gateway_batch_fixes_max']}")
     for size, c in r["copy"]["fixwriter"].items():
         raw = r["copy"]["raw_copy"][size]
-        print(f"  {'FixWriter alone, batch ' + size:32}{c['fixes_per_s']:>10}{'':>10}{c['elapsed_s']:>11}"
-              f"   raw COPY to stage {raw['fixes_per_s']}/s (encode {raw['encode_fixes_per_s']}/s,"
+        print(f"  {f'FixWriter alone, {size}-fix batches':42}{c['fixes_per_s']:>9}{'':>9}{c['elapsed_s']:>7.2f}{'':>11}"
+              f"  raw COPY to staging {raw['fixes_per_s']}/s (encode {raw['encode_fixes_per_s']}/s,"
               f" COPY {raw['copy_only_fixes_per_s']}/s)")
-    print(f"\n  e2e batched / COPY limit: {r['ratio_to_copy']}   e2e single / MQTT drain: {r['ratio_to_mqtt_drain']}")
-    print(f"  targets {r['targets']}  met {r['met']}  lost {r['lost']}  duplicated {r['duplicated']}\n")
+    print()
+    for label, h in (("", r), ("pipeline only (raw publisher): ", r.get("pipeline_only"))):
+        if h:
+            print(f"  {label}batched {h['fixes_per_s']} fixes/s = {h['ratio_to_copy']} x FixWriter alone;"
+                  f" single {h['msgs_per_s']} msgs/s = {h['ratio_to_mqtt_drain']} x MQTT drain; met {h['met']}")
+    print(f"  targets {r['targets']}; lost {r['lost']}, duplicated {r['duplicated']}\n")
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--devices", type=int, default=1000)
-    p.add_argument("--fixes-per-device", type=int, default=60)
-    p.add_argument("--quick", action="store_true", help="~20 s smoke run: 200 devices x 20 fixes")
+    p.add_argument("--fixes-per-device", type=int, default=120)
+    p.add_argument("--quick", action="store_true", help="~20 s smoke run: 500 devices x 40 fixes, run_cars only")
     p.add_argument("--modes", default="batched,single", help="comma-separated: batched, single")
-    p.add_argument("--publisher", choices=("run_cars", "raw"), default="run_cars",
-                   help="run_cars: simulators.publisher (aiomqtt), the realistic default; raw: the same messages"
-                        " pre-encoded and written on a plain socket, to see the pipeline without the publisher's CPU")
+    p.add_argument("--publisher", default="run_cars,raw",
+                   help="comma-separated, the first gives the headline: run_cars = simulators.publisher (aiomqtt),"
+                        " the realistic load; raw = the same messages pre-encoded and written on a plain socket,"
+                        " which shows the pipeline without the publisher's CPU")
     p.add_argument("--publishers", type=int, default=1,
                    help="publisher processes, each with a slice of the devices (1: one client, as run_cars is)")
     p.add_argument("--copy-batch", type=int, default=20_000,
@@ -818,15 +860,22 @@ def parse_args(argv=None):
     p.add_argument("--broker-queued", type=int, default=10_000_000, help="Mosquitto max_queued_messages")
     p.add_argument("--no-drain", action="store_true", help="skip peer (b)")
     p.add_argument("--stall-s", type=float, default=15.0, help="give up this long after the last progress")
-    p.add_argument("--profile", metavar="DIR", help="py-spy record (raw) pipeline and publisher per mode into DIR")
+    p.add_argument("--profile", metavar="DIR", help="py-spy record (raw format) pipeline and publishers into DIR")
     args = p.parse_args(argv)
     if args.quick:
-        args.devices, args.fixes_per_device = 200, 20
+        args.devices, args.fixes_per_device = 500, 40
+        if "--publisher" not in " ".join(sys.argv if argv is None else argv):
+            args.publisher = "run_cars"
+    unknown = {k for k in args.publisher.split(",") if k} - {"run_cars", "raw"}
+    if unknown:
+        p.error(f"unknown publisher {sorted(unknown)}")
     return args
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # SIGTERM stops like Ctrl-C, so the servers and processes started here are stopped too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     result = asyncio.run(run(args))
     print_table(result)
