@@ -20,7 +20,7 @@ HomeEventType = Literal[
 assert set(HomeEventType.__args__) <= set(EVENT_TYPES)
 
 
-class HomeEvent(msgspec.Struct, frozen=True):
+class HomeEvent(msgspec.Struct, frozen=True, gc=False):
     ts: Int64
     type: HomeEventType
     event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]

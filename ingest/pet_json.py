@@ -26,7 +26,7 @@ EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 STREAMS = ("fix", "sos", "heartbeat")
 
 
-class PetFix(msgspec.Struct, frozen=True):
+class PetFix(msgspec.Struct, frozen=True, gc=False):
     """One position. ``ts`` UTC ms; ``lat``/``lon`` WGS84 degrees; ``accuracy_m`` m (1σ radius);
     ``speed_kmh`` km/h; ``heading_deg`` degrees clockwise from north; ``battery_pct`` percent."""
 

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
+import psycopg
 
 from storage import partitions, pgcopy
 from storage.db import Database
@@ -24,15 +25,35 @@ _MERGE = f"INSERT INTO fixes ({_STAGE_COLUMNS}) SELECT {_STAGE_COLUMNS} FROM fix
 _LAST_FIX = """
 INSERT INTO device_last_fix AS l
     (device_id, ts, lat, lon, speed_kmh, heading_deg, accuracy_m, ignition, received_at)
-SELECT DISTINCT ON (device_id)
-    device_id, ts, lat, lon, speed_kmh, heading_deg, accuracy_m, ignition, received_at
-FROM fixes_stage ORDER BY device_id, ts DESC
+SELECT d, %s::timestamptz + t * interval '1 millisecond', la, lo, sp, hd, acc, ig,
+       %s::timestamptz + r * interval '1 millisecond'
+FROM unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::float8[], %s::real[], %s::real[], %s::real[],
+            %s::bool[], %s::bigint[]) AS u(d, t, la, lo, sp, hd, acc, ig, r)
 ON CONFLICT (device_id) DO UPDATE SET
     ts = excluded.ts, lat = excluded.lat, lon = excluded.lon, speed_kmh = excluded.speed_kmh,
     heading_deg = excluded.heading_deg, accuracy_m = excluded.accuracy_m,
     ignition = excluded.ignition, received_at = excluded.received_at
 WHERE l.ts < excluded.ts
 """
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _nullable(values: np.ndarray) -> list:
+    return [None if x != x else x for x in values.tolist()]
+
+
+def last_fix_params(batch: FixBatch) -> tuple:
+    """Parameters of ``_LAST_FIX``: the newest fix of each device in the batch (vectorised pick)."""
+    order = np.lexsort((batch.ts_ms, batch.device))
+    dev = batch.device[order]
+    last = order[np.append(dev[1:] != dev[:-1], True)]
+    newest = batch.take(last)
+    ignition = [None if i < 0 else bool(i) for i in newest.ignition.tolist()]
+    return (
+        _EPOCH, _EPOCH, newest.device.tolist(), newest.ts_ms.tolist(), newest.lat.tolist(), newest.lon.tolist(),
+        _nullable(newest.speed_kmh), _nullable(newest.heading_deg), _nullable(newest.accuracy_m), ignition,
+        newest.received_ms.tolist(),
+    )
 
 
 def copy_payload(batch: FixBatch) -> bytes:
@@ -59,7 +80,12 @@ def copy_payload(batch: FixBatch) -> bytes:
 
 
 class FixWriter:
-    """Stores batches: ensures their day partitions, COPYs into staging, merges without duplicates."""
+    """Stores batches: ensures their day partitions, then COPYs straight into ``fixes``.
+
+    COPY cannot skip rows that are already there, so a batch that hits the (device_id, ts) key — a
+    redelivery, nearly always — is rolled back to a savepoint and goes through a staging table and
+    ``INSERT … ON CONFLICT DO NOTHING`` instead: about half the speed, paid only when it is needed.
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -76,14 +102,19 @@ class FixWriter:
                 if missing:
                     await partitions.ensure_day_partitions(conn, missing)
                     self._known_days.update(missing)
-            async with conn.transaction():
-                await conn.execute(_CREATE_STAGE)
-                async with conn.cursor() as cur:
+            async with conn.transaction(), conn.cursor() as cur:
+                try:
+                    async with conn.transaction():
+                        async with cur.copy(f"COPY fixes ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as cp:
+                            await cp.write(payload)
+                    inserted = len(batch)
+                except psycopg.errors.UniqueViolation:
+                    await cur.execute(_CREATE_STAGE)
                     async with cur.copy(f"COPY fixes_stage ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as cp:
                         await cp.write(payload)
                     await cur.execute(_MERGE)
                     inserted = cur.rowcount
-                    await cur.execute(_LAST_FIX)
+                await cur.execute(_LAST_FIX, last_fix_params(batch))
         return inserted
 
 

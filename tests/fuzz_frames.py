@@ -31,7 +31,7 @@ MAX_FUTURE_MS = 300_000
 MAX_PAYLOAD = 262_144
 LATEST_OK_MS = NOW_MS + MAX_FUTURE_MS
 TS_OK = st.integers(validate.MIN_TS_MS, LATEST_OK_MS)
-FAST = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+FAST = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 # -- outcomes ----------------------------------------------------------------------------------------------
 
