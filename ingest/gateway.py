@@ -62,6 +62,8 @@ class Gateway:
         self._lost = asyncio.Event()
         self._high_water: dict[int, int] = {}  # device → newest fix time seen, for the late flag
         self.subscribed = asyncio.Event()
+        #: Set by the runtime before it shuts the gateway down, so the disconnect is not reported as lost.
+        self.stopping = False
         metrics.describe("vigil_ingest_messages_total", "", "MQTT messages received by the gateway")
         metrics.describe("vigil_ingest_fixes_total", "", "fixes accepted and published to the bus")
         metrics.describe("vigil_ingest_events_total", "", "device events accepted and published to the bus")
@@ -110,8 +112,10 @@ class Gateway:
                     await self._read(client)
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
+                if self.stopping:
+                    return
                 if asyncio.current_task().cancelling():
-                    raise
+                    raise asyncio.CancelledError from exc
                 log.warning("MQTT connection lost (%s); reconnecting in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        # As the broker will: a port in TIME_WAIT after the last run is free to listen on.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

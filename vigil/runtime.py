@@ -197,6 +197,8 @@ class Runtime:
         await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
 
     async def stop(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stopping = True
         if self._api is not None:
             # Let uvicorn close its listening socket itself, so the port is free at once.
             self._api.should_exit = True
