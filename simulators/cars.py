@@ -272,6 +272,7 @@ def encode_fix_message(device_id: str, seq: int, fixes: list[dict[str, Any]]) ->
             "heading_deg": 0.0 if heading >= 360.0 else heading,
             "accuracy_m": round(float(f["accuracy_m"]), 2),
             "ignition": bool(f["ignition"]),
-            "accel_g": [round(float(a), 2) for a in f["accel_g"]],
         })
+        if f.get("accel_g") is not None:  # optional in the payload: many boxes have no accelerometer
+            out[-1]["accel_g"] = [round(float(a), 2) for a in f["accel_g"]]
     return _encoder.encode({"v": PAYLOAD_VERSION, "device": device_id, "seq": int(seq), "fixes": out})

@@ -39,6 +39,7 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (2, "fixes table, time-partitioned", _fixes),
     (3, "MQTT credentials", _sql("0003_mqtt_credentials.sql")),
     (4, "device events", _sql("0004_device_events.sql")),
+    (5, "trips, trip events, processor state", _sql("0005_trips.sql")),
 )
 
 

@@ -29,6 +29,7 @@ EVENT_TYPES = (
     "armed",
     "disarmed",
     "sos",
+    "crash",  # detected by the trip processor from the accelerometer (or device-reported)
 )
 EVENT_CODE = {name: code for code, name in enumerate(EVENT_TYPES)}
 

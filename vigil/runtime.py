@@ -20,6 +20,7 @@ from bus.base import EVENTS, FIXES, Bus
 from ingest import mqtt_auth
 from ingest.gateway import Gateway
 from ingest.teltonika_tcp import TeltonikaListener
+from trips.processor import TripProcessor
 from storage import Database, EmbeddedPostgres
 from storage.consumer import StorageConsumer
 from vigil.broker import EmbeddedBroker
@@ -42,7 +43,7 @@ class _ApiServer(uvicorn.Server):
 
 
 #: The parts a runtime can run. The broker and database are started only when not configured.
-PARTS = frozenset({"gateway", "writer", "api"})
+PARTS = frozenset({"gateway", "writer", "trips", "api"})
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Runtime:
     gateway: Gateway | None = None
     metrics: Metrics = field(default_factory=Metrics)
     broker: EmbeddedBroker | None = None
+    trip_processor: TripProcessor | None = None
     teltonika_port: int | None = None
     mqtt_credentials: tuple[str, str] | None = None
     startup_s: float = 0.0
@@ -105,12 +107,18 @@ class Runtime:
                 self.bus.subscribe(topic, "storage")
             self._spawn(consumer.run(), "storage-writer")
             self.descriptions.append("writer        storing fixes and events (binary COPY)")
+        if "trips" in self.parts:
+            self.trip_processor = TripProcessor(db=self.db, bus=self.bus, metrics=self.metrics)
+            self.bus.subscribe(FIXES, "trips")
+            self._spawn(self.trip_processor.run(), "trip-processor")
+            await self._until(self.trip_processor.ready, self._tasks[-1], "trip processor")
+            self.descriptions.append("trips         segmenting trips, scoring driving style")
         if "gateway" in self.parts:
             user, password = self.mqtt_credentials or (s.mqtt_username, s.mqtt_password)
             self.gateway = Gateway(settings=s, mqtt_url=self.mqtt_url, db=self.db, bus=self.bus, metrics=self.metrics,
                                    username=user, password=password)
             self._spawn(self.gateway.run(), "gateway")
-            await asyncio.wait_for(self.gateway.subscribed.wait(), 30)
+            await self._until(self.gateway.subscribed, self._tasks[-1], "gateway", timeout=30)
             shared = " (shared subscription)" if s.mqtt_shared else ""
             self.descriptions.append(f"gateway       subscribed as {s.mqtt_client_id}{shared}")
             if s.teltonika_tcp_port is not None:
@@ -187,6 +195,17 @@ class Runtime:
             await asyncio.sleep(0.02)
         self.descriptions.append(f"API           {self.http_url}  (docs {self.http_url}/docs)")
 
+    async def _until(self, ready: asyncio.Event, task: asyncio.Task, what: str, timeout: float = 300) -> None:
+        """Wait for a part to be ready; fail at once if it dies first."""
+        waiter = asyncio.ensure_future(ready.wait())
+        await asyncio.wait([waiter, task], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if task.done():
+            task.result()
+            raise RuntimeError(f"{what} stopped during start-up")
+        if not ready.is_set():
+            raise RuntimeError(f"{what} not ready after {timeout:.0f}s")
+
     def _spawn(self, coro, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         task.add_done_callback(_report_crash)
@@ -209,6 +228,12 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        processor, self.trip_processor = self.trip_processor, None
+        if processor is not None and processor.ready.is_set():
+            try:
+                await processor.save()
+            except Exception:
+                log.exception("could not save the trip processor's state; it will replay on start")
         await self._stack.aclose()
 
 

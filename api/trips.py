@@ -1,0 +1,100 @@
+"""Trips and driving style of a car: each trip once processed, with its line, events and score."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+from fastapi import APIRouter, Query, Request
+
+from api.schemas import Problem
+from api.trip_schemas import DrivingStyle, SubScores, TripDetail, TripPage, TripSummary
+from storage import trips as trip_store
+from storage.fixes import last_position
+from trips import EVENT_NAMES, ROAD_CLASS_NAMES, TripConfig, score
+from vigil.errors import NotFound
+
+router = APIRouter(tags=["trips"])
+NOT_FOUND = {404: {"model": Problem, "description": "no such car or trip"}}
+
+
+def _summary(row: dict) -> TripSummary:
+    return TripSummary(
+        id=row["id"], vehicle_id=row["device_id"], start=row["start_ts"], end=row["end_ts"],
+        start_lat=row["start_lat"], start_lon=row["start_lon"], end_lat=row["end_lat"], end_lon=row["end_lon"],
+        distance_m=round(row["distance_m"], 1), duration_s=row["duration_s"], moving_s=row["moving_s"],
+        idle_s=row["idle_s"], max_speed_kmh=round(row["max_speed_kmh"], 1),
+        mean_speed_kmh=round(row["mean_speed_kmh"], 1),
+        night_share=round(row["night_m"] / row["distance_m"], 4) if row["distance_m"] else 0.0,
+        distance_by_road_class_m={"urban": row["urban_m"], "extra_urban": row["extra_urban_m"],
+                                  "highway": row["highway_m"]},
+        road_class_source=row["road_class_source"], events=row["event_counts"],
+        score=round(row["score"], 1),
+        sub_scores=SubScores(smoothness=round(row["score_smoothness"], 1), speed=round(row["score_speed"], 1),
+                             time_of_day=round(row["score_time_of_day"], 1)),
+        processed_at=row["processed_at"],
+    )
+
+
+async def _require_car(request: Request, vehicle_id: str) -> None:
+    async with request.app.state.db.connection() as conn:
+        cur = await conn.execute("SELECT 1 FROM devices WHERE device_id = %s AND kind = 'car'", (vehicle_id,))
+        if await cur.fetchone() is None:
+            raise NotFound("vehicle", vehicle_id)
+
+
+@router.get("/v1/vehicles/{vehicle_id}/trips", response_model=TripPage, responses=NOT_FOUND,
+            summary="A car's processed trips, oldest first")
+async def list_trips(
+    request: Request, vehicle_id: str, start: dt.datetime | None = Query(None, alias="from"),
+    end: dt.datetime | None = Query(None, alias="to"), limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+) -> TripPage:
+    await _require_car(request, vehicle_id)
+    rows = await trip_store.list_trips(request.app.state.db, vehicle_id, start=start, end=end,
+                                       limit=limit + 1, offset=offset)
+    return TripPage(items=[_summary(r) for r in rows[:limit]], limit=limit, offset=offset,
+                    next_offset=offset + limit if len(rows) > limit else None)
+
+
+@router.get("/v1/trips/{trip_id}", response_model=TripDetail, responses=NOT_FOUND,
+            summary="One trip: metrics, GeoJSON line and driving events")
+async def get_trip(request: Request, trip_id: int) -> TripDetail:
+    found = await trip_store.get_trip(request.app.state.db, trip_id)
+    if found is None:
+        raise NotFound("trip", str(trip_id))
+    row, events, line = found
+    return TripDetail(
+        **_summary(row).model_dump(),
+        line={"type": "LineString", "coordinates": [list(p) for p in line]},
+        driving_events=[{"ts": e["ts"], "lat": e["lat"], "lon": e["lon"], "type": e["type"],
+                         "severity": e["severity"], "value": e["value"], "duration_s": e["duration_s"]}
+                        for e in events],
+    )
+
+
+@router.get("/v1/vehicles/{vehicle_id}/driving-style", response_model=DrivingStyle, responses=NOT_FOUND,
+            summary="Driving-style score of a period, with sub-scores and rates")
+async def driving_style(
+    request: Request, vehicle_id: str, start: dt.datetime | None = Query(None, alias="from"),
+    end: dt.datetime | None = Query(None, alias="to"),
+) -> DrivingStyle:
+    await _require_car(request, vehicle_id)
+    rows = await trip_store.list_trips(request.app.state.db, vehicle_id, start=start, end=end,
+                                       limit=100_000, offset=0)
+    distance = sum(r["distance_m"] for r in rows)
+    severity = np.array([[sum(r["event_severity"][n] for r in rows) for n in EVENT_NAMES]])
+    counts = {n: sum(r["event_counts"][n] for r in rows) for n in EVENT_NAMES}
+    s = score([distance], [sum(r["night_m"] for r in rows)], [sum(r["speeding_excess_kmh_s"] for r in rows)],
+              severity, TripConfig())
+    per_100 = 100_000.0 / distance if distance else 0.0
+    by_class = {name: round(sum(r[f"{name}_m"] for r in rows) / 1000.0, 3) for name in ROAD_CLASS_NAMES}
+    return DrivingStyle(
+        vehicle_id=vehicle_id, start=start, end=end, trips=len(rows), distance_km=round(distance / 1000.0, 3),
+        score=round(float(s.score[0]), 1) if rows else None,
+        sub_scores=SubScores(smoothness=round(float(s.smoothness[0]), 1), speed=round(float(s.speed[0]), 1),
+                             time_of_day=round(float(s.time_of_day[0]), 1)) if rows else None,
+        events=counts, events_per_100km={n: round(c * per_100, 2) for n, c in counts.items()},
+        km_by_road_class=by_class, road_class_source=rows[0]["road_class_source"] if rows else "speed_bands",
+        night_share=round(sum(r["night_m"] for r in rows) / distance, 4) if distance else 0.0,
+    )

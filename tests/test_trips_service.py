@@ -1,0 +1,93 @@
+"""Trips end to end: fixes over MQTT → trip processor → trips table → API; restart resumes its state."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiomqtt
+import httpx
+import numpy as np
+import pytest
+
+from simulators.cars import encode_fix_message
+from storage import devices
+from tests.helpers import count_rows, make_settings, wait_for_rows
+from vigil.settings import parse_mqtt_url
+
+START_MS = (int(time.time()) // 86_400 - 1) * 86_400_000 + 10 * 3_600_000  # yesterday 10:00 UTC: daytime
+
+
+def drive(t0_ms: int, lat0: float, lon0: float, seconds: int, kmh: float, brake_at: int | None = None):
+    """1 Hz fixes driving north at ``kmh``; optionally braking 50→0 km/h in 3 s at second ``brake_at``."""
+    speed = np.full(seconds, kmh, dtype=float)
+    if brake_at is not None:
+        speed[brake_at:brake_at + 3] = [kmh * 2 / 3, kmh / 3, 0.0]
+        speed[brake_at + 3:brake_at + 8] = 0.0
+    dist = np.concatenate([[0.0], np.cumsum(speed[:-1] / 3.6)])
+    lat = lat0 + dist / 111_320.0
+    return [{"ts": t0_ms + i * 1000, "lat": float(lat[i]), "lon": lon0, "speed_kmh": float(speed[i]),
+             "heading_deg": 0.0, "accuracy_m": 5.0, "ignition": True} for i in range(seconds)]
+
+
+def parked(t0_ms: int, lat: float, lon: float, seconds: int, every: int = 30):
+    return [{"ts": t0_ms + i * 1000, "lat": lat, "lon": lon, "speed_kmh": 0.0, "heading_deg": 0.0,
+             "accuracy_m": 5.0, "ignition": False} for i in range(0, seconds, every)]
+
+
+async def publish(mqtt_url: str, device: str, fixes: list[dict], seq0: int) -> int:
+    host, port = parse_mqtt_url(mqtt_url)
+    async with aiomqtt.Client(host, port) as client:
+        for k in range(0, len(fixes), 10):
+            await client.publish(f"vigil/v1/car/{device}/fix", encode_fix_message(device, seq0 + k, fixes[k:k + 10]),
+                                 qos=1)
+    return seq0 + len(fixes)
+
+
+def first_trip():
+    fixes = drive(START_MS, 60.17, 24.94, 240, 50.0, brake_at=120)  # ~3 km with one harsh brake
+    end = fixes[-1]
+    return fixes + parked(end["ts"] + 1000, end["lat"], end["lon"], 600)
+
+
+def second_trip(after_ms: int, lat: float):
+    fixes = drive(after_ms + 1000, lat, 24.94, 180, 40.0)  # ~2 km, smooth
+    end = fixes[-1]
+    return fixes + parked(end["ts"] + 1000, end["lat"], end["lon"], 300)
+
+
+async def test_trips_appear_in_the_api_and_survive_a_restart(mqtt_url, database_url, runtime_factory):
+    settings = make_settings(mqtt_url, database_url)
+    runtime = await runtime_factory(settings)
+    await devices.provision(runtime.db, ["trip-car"], kind="car")
+    one = first_trip()
+    two = second_trip(one[-1]["ts"], one[-1]["lat"])
+    seq = await publish(mqtt_url, "trip-car", one + two[:90], 1)  # trip 1, and trip 2 half driven
+    assert await wait_for_rows(runtime.db, "trips", 1) == 1
+    assert await wait_for_rows(runtime.db, "fixes", len(one) + 90) == len(one) + 90
+    await asyncio.sleep(0.3)
+    await runtime.stop()  # mid-trip: the processor saves its state; the next one resumes the open trip
+
+    runtime = await runtime_factory(settings)
+    await publish(mqtt_url, "trip-car", two[90:], seq)
+    assert await wait_for_rows(runtime.db, "trips", 2) == 2
+    await asyncio.sleep(1.0)
+    assert await count_rows(runtime.db, "trips") == 2
+
+    async with httpx.AsyncClient(base_url=runtime.http_url, timeout=10) as http:
+        page = (await http.get("/v1/vehicles/trip-car/trips")).json()
+        assert [t["distance_m"] for t in page["items"]] == [pytest.approx(3280, rel=0.1),
+                                                              pytest.approx(2000, rel=0.1)]
+        first, second = page["items"]
+        assert first["events"]["harsh_braking"] == 1 and second["events"]["harsh_braking"] == 0
+        assert 0 <= first["score"] < second["score"] == 100.0
+        assert first["road_class_source"] == "speed_bands"
+        detail = (await http.get(f"/v1/trips/{first['id']}")).json()
+        assert detail["line"]["type"] == "LineString" and len(detail["line"]["coordinates"]) >= 200
+        assert [e["type"] for e in detail["driving_events"]] == ["harsh_braking"]
+        style = (await http.get("/v1/vehicles/trip-car/driving-style")).json()
+        assert style["trips"] == 2 and style["distance_km"] == pytest.approx(5.28, rel=0.1)
+        assert style["events"]["harsh_braking"] == 1 and first["score"] <= style["score"] < 100
+        missing = await http.get("/v1/vehicles/nobody/trips")
+        assert missing.status_code == 404 and missing.json()["type"].endswith("/not-found")
+        assert (await http.get("/v1/trips/999999")).status_code == 404

@@ -1,0 +1,144 @@
+"""The trip processor service (adapter): fix batches from the bus → trips and driving events in PostgreSQL.
+
+State: the core's :class:`TripState` for every device, saved every ``save_every_s`` in the same
+transaction as the trips of that moment, with the arrival time it covers. On start the processor
+loads it and replays the stored fixes received since (the core ignores fixes it has already seen), so a
+restart neither loses nor duplicates a trip. On Kafka, offsets are committed only once a save covers
+them. A crash is published on the bus's ``events`` topic as soon as the core reports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import numpy as np
+
+from bus.base import EVENTS, FIXES, Bus
+from storage import trips as trip_store
+from storage.db import Database
+from trips import CRASH, EVENT_NAMES, Events, TripConfig, TripState, Trips, close_idle, step
+from vigil.batch import COLUMNS, FixBatch
+from vigil.events import EVENT_CODE, EventBatch
+from vigil.metrics import Metrics
+from vigil.retry import retry_forever
+
+log = logging.getLogger(__name__)
+
+GROUP = "trips"
+#: Fixes reach storage and this processor separately; replaying this much before the covered time
+#: makes sure nothing that was in flight at the last save is missed.
+REPLAY_MARGIN_MS = 30_000
+_REPLAY_CHUNK = 200_000
+
+
+class TripProcessor:
+    def __init__(self, *, db: Database, bus: Bus, metrics: Metrics, config: TripConfig = TripConfig(),
+                 save_every_s: float = 5.0, idle_every_s: float = 30.0, clock=time.time) -> None:
+        self.db, self.bus, self.metrics, self.config = db, bus, metrics, config
+        self.save_every_s, self.idle_every_s, self._clock = save_every_s, idle_every_s, clock
+        self.state = TripState.empty()
+        self._covers_ms = 0
+        self._last_save = 0.0
+        self._pending_commits: list = []
+        self._lock = asyncio.Lock()
+        self.ready = asyncio.Event()
+        metrics.describe("vigil_trips_closed_total", "", "trips closed and stored")
+        metrics.describe("vigil_trip_events_total", "kind", "driving events stored, by kind")
+
+    async def run(self) -> None:
+        await self.recover()
+        self.ready.set()
+        await asyncio.gather(self._consume(), self._close_idle_forever())
+
+    async def recover(self) -> None:
+        """Load the saved state and replay the fixes received since it was saved."""
+        loaded = await trip_store.load_state(self.db, GROUP)
+        if loaded is not None:
+            blob, self._covers_ms = loaded
+            self.state = TripState.from_bytes(blob)
+        since = max(self._covers_ms - REPLAY_MARGIN_MS, 0)
+        replayed = 0
+        async for batch in self._stored_fixes(since):
+            await self._apply(batch)
+            replayed += len(batch)
+        if replayed:
+            log.info("trip processor replayed %d stored fixes received since its last save", replayed)
+
+    async def _stored_fixes(self, since_ms: int):
+        names = [name for name, _ in COLUMNS if name not in ("device", "ts_ms", "received_ms", "late")]
+        select = ", ".join(
+            ["device_id", "(extract(epoch FROM ts) * 1000)::bigint", "(extract(epoch FROM received_at) * 1000)::bigint"]
+            + [f"coalesce({n}::float8, 'NaN')" if n not in ("ignition", "seq") else
+               ("coalesce(ignition::int, -1)" if n == "ignition" else "coalesce(seq, -1)") for n in names]
+        )
+        async with self.db.connection() as conn, conn.transaction():
+            cur = conn.cursor(name="trip_replay")  # server-side: the replay may be large
+            await cur.execute(
+                f"SELECT {select} FROM fixes WHERE received_at >= to_timestamp(%s / 1000.0)"
+                " ORDER BY device_id, ts", (since_ms,),
+            )
+            while rows := await cur.fetchmany(_REPLAY_CHUNK):
+                cols = list(zip(*rows))
+                batch = dict(device=cols[0], ts_ms=cols[1], received_ms=cols[2])
+                batch.update({n: np.asarray(cols[3 + i], dtype=np.float64) for i, n in enumerate(names)})
+                yield FixBatch(**batch)
+
+    async def _consume(self) -> None:
+        async for delivery in self.bus.consume(FIXES, GROUP):
+            await self._apply(delivery.batch)
+            self._pending_commits.append(delivery.commit)
+
+    async def _close_idle_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.idle_every_s)
+            async with self._lock:
+                result = close_idle(self.state, int(self._clock() * 1000), self.config)
+                self.state = result.state
+                await self._store(result, force_save=False)
+
+    async def _apply(self, batch: FixBatch) -> None:
+        if len(batch) == 0:
+            return
+        async with self._lock:
+            result = step(self.state, batch, self.config)
+            self.state = result.state
+            self._covers_ms = max(self._covers_ms, int(batch.received_ms.max()))
+            await self._store(result, force_save=False)
+
+    async def _store(self, result, *, force_save: bool) -> None:
+        save = force_save or time.monotonic() - self._last_save >= self.save_every_s
+        if not (len(result.trips) or len(result.events) or save):
+            return
+        crashes = result.events.take(result.events.kind == CRASH)
+        if len(crashes):
+            await self.bus.publish(EVENTS, _crash_events(crashes))
+        state = (GROUP, self.state.to_bytes(), self._covers_ms) if save else None
+        await retry_forever(trip_store.write, self.db, result.trips, result.events, state,
+                            what="storing trips", log=log)
+        self.metrics.inc("vigil_trips_closed_total", by=len(result.trips))
+        for kind in np.unique(result.events.kind):
+            self.metrics.inc("vigil_trip_events_total", EVENT_NAMES[kind], by=int((result.events.kind == kind).sum()))
+        if save:
+            self._last_save = time.monotonic()
+            commits, self._pending_commits = self._pending_commits, []
+            for commit in commits:
+                await commit()
+
+    async def save(self) -> None:
+        """Persist the state now (on shutdown)."""
+        async with self._lock:
+            await trip_store.write(self.db, Trips.empty(), Events.empty(),
+                                   state=(GROUP, self.state.to_bytes(), self._covers_ms))
+
+
+def _crash_events(crashes) -> EventBatch:
+    n = len(crashes)
+    return EventBatch(
+        device=crashes.device, ts_ms=crashes.ts_ms, type=np.full(n, EVENT_CODE["crash"]), value=crashes.value,
+        lat=crashes.lat, lon=crashes.lon, accuracy_m=np.full(n, np.nan), seq=np.full(n, -1),
+        received_ms=crashes.ts_ms, late=np.zeros(n), sensor=[None] * n,
+        event_id=[f"crash-{t}" for t in crashes.ts_ms.tolist()],
+    )
+
