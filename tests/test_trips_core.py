@@ -429,6 +429,9 @@ def test_close_idle_closes_the_trip_of_a_silent_device():
     assert len(early.trips) == 0 and early.state.to_bytes() == r.state.to_bytes()
     late = close_idle(r.state, last + int(CFG.idle_close_s * 1000) + 1, CFG)
     assert len(late.trips) == 1 and late.trips.end_ms[0] == last
+    replay = step(late.state, b, CFG)                                # a restart replays stored fixes
+    assert len(replay.trips) == len(replay.events) == 0
+    assert replay.state.to_bytes() == late.state.to_bytes()
     # the next fixes start afresh, as after a gap
     nxt = Track(t0=last + 700_000, lon=float(b["lon"][-1])).drive(20, 0, 50).drive(300, 50).drive(10, 50, 0)
     r2 = step(late.state, nxt.park(300).build(), CFG)

@@ -1,4 +1,4 @@
-"""Runs of consecutive selected rows of one device, and reductions over them."""
+"""Index helpers: runs of consecutive selected rows, concatenated ranges, run membership."""
 
 from __future__ import annotations
 
@@ -21,25 +21,6 @@ def runs_of(rows: np.ndarray, block_start: np.ndarray) -> tuple[np.ndarray, np.n
     last[:-1] = first[1:] - 1
     last[-1] = len(rows) - 1
     return first, last
-
-
-def run_sum(values: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """float64 sum of ``values`` (compacted, runs contiguous) over the runs starting at ``first``."""
-    if len(first) == 0:
-        return np.zeros(0)
-    return np.add.reduceat(values, first, dtype=np.float64)
-
-
-def run_max(values: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """Maximum of ``values`` (compacted, runs contiguous, no NaN) over the runs starting at ``first``."""
-    if len(first) == 0:
-        return np.zeros(0, values.dtype)
-    return np.maximum.reduceat(values, first)
-
-
-def device_starts(first_flags: np.ndarray) -> np.ndarray:
-    """int64 indices of the first row of each device in a table sorted by device."""
-    return np.flatnonzero(first_flags)
 
 
 def spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

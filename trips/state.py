@@ -22,6 +22,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from trips.runs import spans
+
 # The fix columns the core keeps (a subset of vigil.batch.COLUMNS, plus the local-time offset and flags).
 TRACK_COLUMNS: tuple[tuple[str, str], ...] = (
     ("device", "<i8"), ("ts_ms", "<i8"), ("lat", "<f8"), ("lon", "<f8"), ("speed_kmh", "<f4"),
@@ -88,12 +90,6 @@ def merge_by_device(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[
         col[pos_a] = va
         out[k] = col
     return out
-
-
-def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    total = int(lengths.sum())
-    offsets = np.cumsum(lengths) - lengths
-    return np.arange(total, dtype=np.int64) + np.repeat(starts - offsets, lengths)
 
 
 class _Store:
@@ -167,7 +163,7 @@ class TripState:
         pos = np.minimum(np.searchsorted(self.device, devices), max(len(self.device) - 1, 0))
         known = (self.device[pos] == devices) if len(self.device) else np.zeros(len(devices), bool)
         p = pos[known]
-        rows = _spans(self.tail_start[p], self.tail_len[p])
+        rows = spans(self.tail_start[p], self.tail_len[p])
         tail = {k: v[rows] for k, v in self._tail.cols.items()}
         carry = {k: v[self.carry_row[p]] for k, v in self._carry.cols.items()}
         if not known.all():

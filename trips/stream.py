@@ -37,12 +37,16 @@ class StepResult(NamedTuple):
 
 
 def step(state: TripState, batch: Any, config: TripConfig, *, utc_offset_min=None) -> StepResult:
-    """Advance ``state`` by ``batch`` (a vigil.batch.FixBatch or a mapping of its columns, sorted by
-    (device, ts_ms); unsorted input is sorted). ``utc_offset_min``: local time offset of each fix in
-    minutes, (n,) or a scalar, default 0 (UTC); see trips.localtime for tz names.
+    """Advance ``state`` by ``batch``: a vigil.batch.FixBatch or a mapping with at least ``device``,
+    ``ts_ms``, ``lat``, ``lon`` (other FixBatch columns optional), fixes of many devices sorted by
+    (device, ts_ms) (unsorted input is sorted). ``utc_offset_min``: local-time offset of each fix in
+    minutes, shape (n,) or a scalar, default 0 (UTC); for a per-device table pass ``table[batch.device]``,
+    for time zone names :func:`trips.localtime.utc_offsets`.
 
-    Fixes not newer than the device's last accepted fix, duplicates and fixes without a valid position
-    are ignored. Devices absent from the batch keep their state untouched.
+    Fixes not newer than their device's last accepted fix, duplicates and fixes without a valid position
+    are ignored. Devices absent from the batch are not touched. Cost: the batch plus, per device in it,
+    its state tail (about min_stop_duration_s plus the last ~3 minutes of fixes) -- so batch per seconds
+    of fleet time, not per fix.
     """
     new = _accept(batch, config, utc_offset_min)
     if len(new["ts_ms"]) == 0:
@@ -51,9 +55,14 @@ def step(state: TripState, batch: Any, config: TripConfig, *, utc_offset_min=Non
     first[1:] = new["device"][1:] != new["device"][:-1]
     devs = new["device"][first]
     tail, carry = state.gather(devs)
-    new = _drop_seen(new, first, carry["last_ts"])
-    if len(new["ts_ms"]) == 0:
-        return StepResult(state, Trips.empty(), Events.empty(), Stops.empty())
+    kept = _drop_seen(new, first, carry["last_ts"])
+    if len(kept["ts_ms"]) < len(new["ts_ms"]):                 # some fixes were old news
+        if len(kept["ts_ms"]) == 0:
+            return StepResult(state, Trips.empty(), Events.empty(), Stops.empty())
+        new = kept
+        first = np.append(True, new["device"][1:] != new["device"][:-1])
+        devs = new["device"][first]
+        tail, carry = state.gather(devs)
     work = merge_by_device(tail, new)
     done, trips, events, stops = _advance(work, carry, config, np.zeros(len(devs), bool))
     return StepResult(state.replace(*done), trips, events, stops)
