@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from storage import Database
 from vigil.runtime import Runtime
 from tests.services import mosquitto_broker, postgres_server, scratch_database
+
+# CI (CI=true) replays the same examples every run, so a landing never hangs on a one-in-a-thousand
+# draw; local runs explore new examples each time and keep failures in .hypothesis/.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ break them (byte-wise, field-wise, re-framed Teltonika data fields)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -276,18 +277,18 @@ def tree_mutated(draw, body):
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(list(paths(body))))
         if not path:
-            body = draw(REPLACEMENTS)
+            body = copy.deepcopy(draw(REPLACEMENTS))
             continue
         parent = body
         for key in path[:-1]:
             parent = parent[key]
         op = draw(st.sampled_from(["replace", "remove", "add"]))
         if op == "replace":
-            parent[path[-1]] = draw(REPLACEMENTS)
+            parent[path[-1]] = copy.deepcopy(draw(REPLACEMENTS))
         elif op == "remove":
             del parent[path[-1]]
         elif isinstance(parent, dict):
-            parent[draw(st.sampled_from(["v", "seq", "ts", "lat", "_type", "fixes", "x"]))] = draw(REPLACEMENTS)
+            parent[draw(st.sampled_from(["v", "seq", "ts", "lat", "_type", "fixes", "x"]))] = copy.deepcopy(draw(REPLACEMENTS))
         else:
-            parent.insert(path[-1], draw(REPLACEMENTS))
+            parent.insert(path[-1], copy.deepcopy(draw(REPLACEMENTS)))
     return body

@@ -166,6 +166,23 @@ def test_parked_car_with_gps_drift_for_hours_makes_no_trip(no_speed):
     assert len(r.events) == 0
 
 
+def test_positions_alone_find_the_trip_when_no_speed_is_reported():
+    b = commute(Track(), minutes=10, kmh=60).build()
+    b["speed_kmh"][:] = np.nan
+    r = process_all(b, CFG)
+    assert len(r.trips) == 1
+    # Without Doppler speed the stay starts at the first fix within min_distance_m of the parking spot.
+    assert 10_000 - 2 * CFG.min_distance_m <= r.trips.distance_m[0] <= 10_400
+
+
+def test_a_single_gps_jump_while_parked_is_not_a_trip():
+    b = Track(seed=2).park(1800, drift_m=5.0, speed_noise=0.5).build()
+    b["lat"][900] += 0.05                                       # one fix 5.5 km away
+    assert len(process_all(b, CFG).trips) == 0
+    b["accuracy_m"] = np.where(np.arange(len(b["lat"])) == 900, 3000.0, 8.0).astype(np.float32)
+    assert len(process_all(b, TripConfig(max_accuracy_m=100.0)).trips) == 0
+
+
 def test_trips_shorter_than_the_minimums_are_dropped():
     tr = Track().park(300).drive(5, 0, 40).drive(10, 40).drive(5, 40, 0).park(300)   # ~190 m, 20 s
     assert len(process_all(tr.build(), CFG).trips) == 0
@@ -277,6 +294,14 @@ def test_harsh_brake_from_the_accelerometer():
     ev = process_all(tr.build(), CFG).events
     assert ev.kind.tolist() == [HARSH_BRAKE]
     assert ev.value[0] == pytest.approx(0.4, abs=1e-6) and ev.duration_s[0] == pytest.approx(n_brake)
+
+
+def test_harsh_acceleration_from_speed():
+    top = 4 * 0.4 * G * 3.6                                     # 0.4 g for 4 s from a standstill
+    tr = Track().park(300).drive(4, 0, top).drive(120, top).drive(40, top, 0).park(300)
+    ev = process_all(tr.build(), CFG).events
+    assert ev.kind.tolist() == [HARSH_ACCEL]
+    assert ev.value[0] == pytest.approx(0.4, abs=1e-3) and ev.severity[0] == 1
 
 
 def test_single_bad_speed_value_makes_no_event():

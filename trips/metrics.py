@@ -113,7 +113,8 @@ def trip_runs(track: dict[str, np.ndarray], sig: Signals, hop_mask: np.ndarray, 
         dist = np.add.reduceat(sig.dist, cuts, dtype=np.float64)[piece]
         row0 = cuts[piece]
         sums[:, S["distance_m"]] = np.bincount(run, dist, minlength=k)
-        sums[:, S["moving_s"]] = np.bincount(run, np.add.reduceat(sig.dt_moving, cuts, dtype=np.float64)[piece], minlength=k)
+        moving = np.add.reduceat(sig.dt_moving, cuts, dtype=np.float64)[piece]
+        sums[:, S["moving_s"]] = np.bincount(run, moving, minlength=k)
         night = is_night(track["ts_ms"][row0], track["utc_offset_min"][row0], cfg)
         sums[:, S["night_m"]] = np.bincount(run, np.where(night, dist, 0.0), minlength=k)
         piece_cls = cls[np.searchsorted(wstarts, row0, side="right") - 1]

@@ -35,8 +35,11 @@ _REPLAY_CHUNK = 200_000
 
 class TripProcessor:
     def __init__(self, *, db: Database, bus: Bus, metrics: Metrics, config: TripConfig = TripConfig(),
-                 save_every_s: float = 5.0, idle_every_s: float = 30.0, clock=time.time) -> None:
+                 save_every_s: float = 5.0, idle_every_s: float = 30.0, step_every_s: float = 1.0,
+                 clock=time.time) -> None:
         self.db, self.bus, self.metrics, self.config = db, bus, metrics, config
+        self.step_every_s = step_every_s
+        self._inbox: list[tuple[FixBatch, object]] = []
         self.save_every_s, self.idle_every_s, self._clock = save_every_s, idle_every_s, clock
         self.state = TripState.empty()
         self._covers_ms = 0
@@ -86,9 +89,29 @@ class TripProcessor:
                 yield FixBatch(**batch)
 
     async def _consume(self) -> None:
-        async for delivery in self.bus.consume(FIXES, GROUP):
-            await self._apply(delivery.batch)
-            self._pending_commits.append(delivery.commit)
+        """Collect deliveries; a step runs every ``step_every_s`` over all of them at once.
+
+        A step costs the batch plus each touched device's recent tail, so one step per second over
+        the whole fleet's fixes is far cheaper than one per gateway batch."""
+        stepper = asyncio.ensure_future(self._step_forever())
+        try:
+            async for delivery in self.bus.consume(FIXES, GROUP):
+                self._inbox.append((delivery.batch, delivery.commit))
+        finally:
+            stepper.cancel()
+
+    async def _step_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.step_every_s)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Step over everything received so far."""
+        if self._inbox:
+            taken, self._inbox = self._inbox, []
+            await self._apply(FixBatch.concat([batch for batch, _ in taken]).sorted())
+            # Committed on the bus at the next state save, which covers these fixes.
+            self._pending_commits.extend(commit for _, commit in taken)
 
     async def _close_idle_forever(self) -> None:
         while True:
@@ -127,7 +150,8 @@ class TripProcessor:
                 await commit()
 
     async def save(self) -> None:
-        """Persist the state now (on shutdown)."""
+        """Step over what is pending and persist the state now (on shutdown)."""
+        await self.flush()
         async with self._lock:
             await trip_store.write(self.db, Trips.empty(), Events.empty(),
                                    state=(GROUP, self.state.to_bytes(), self._covers_ms))

@@ -1,10 +1,13 @@
-"""Which fixes are stopped: ignition off, or (without ignition) inside a stay window.
+"""Which fixes are stopped: by ignition where the device reports it, else by a stay window.
 
-A *stay window* ends at a slow fix ``i`` and reaches back to ``s_i``, the last fix of the same block (no hop
-longer than max_gap_s) at or before ``ts_i - min_stop_duration_s``; it holds when every fix in it lies within
-``min_distance_m`` of fix ``i`` (Traccar's NewMotionProcessor criterion, taken against the window's
-bounding box, which can only be stricter). A fix without ignition is stopped when it is slow and lies in
-a window that holds, so a trip ends at the first fix of the stay, not min_stop_duration_s later.
+Ignition off (0): stopped, whatever the motion (ignition off ends a trip). Ignition on (1): never stopped
+(a car idling with its engine running is still on its trip; that time counts as idle). Unknown (-1): a
+*stay window* ends at a fix ``i`` and reaches back to ``s_i``, the last fix of the same block (no hop longer
+than max_gap_s) at or before ``ts_i - min_stop_duration_s``; it holds when every fix in it lies within
+``min_distance_m`` of fix ``i`` (Traccar's NewMotionProcessor criterion, tested against the window's
+bounding box, which can only be stricter). Such a fix is stopped when it is slow (reported speed below
+stop_speed_kmh, or none reported) and lies in a window that holds, so a trip ends at the first fix of the
+stay rather than min_stop_duration_s later, and a GNSS drift of a parked car never starts one.
 """
 
 from __future__ import annotations

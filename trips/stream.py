@@ -1,7 +1,8 @@
 """The pure transition of the trip core: ``step(state, batch, config) -> (state, trips, events, stops)``.
 
 A fix is *committed* once nothing that can still arrive may change how it is classified: a later fix of
-its device is min_stop_duration_s newer than its successor, or a gap longer than max_gap_s follows it.
+its device is TripConfig.horizon_ms (min_stop_duration_s, or two road-class windows if longer) newer than
+its successor, or a gap longer than max_gap_s follows it.
 Committed hops are added to the open trip and event runs; a run closes when the next committed fix does
 not extend it. What later fixes still need (recent fixes, open runs) stays in the state, so feeding a
 device's stream in any split gives the same trips and events as feeding it whole.
@@ -145,7 +146,7 @@ def _advance(work, carry, cfg: TripConfig, force: np.ndarray):
     commits and closes everything (close_idle). Returns ((tail, carry) of these devices, trips, events,
     stops)."""
     n = len(work["ts_ms"])
-    ts, dev = work["ts_ms"], work["device"]
+    ts = work["ts_ms"]
     sig = compute_signals(work, cfg)
     dstart = np.flatnonzero(sig.first)
     dend = np.append(dstart[1:], n) - 1
