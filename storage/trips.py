@@ -131,3 +131,38 @@ async def get_trip(db: Database, trip_id: int) -> tuple[dict, list[dict], list[t
         )
         line = [(r[0], r[1]) for r in await line_cur.fetchall()]
     return trip, events, line
+
+
+async def recompute_bounds(db: Database, device: int, lo_ms: int, hi_ms: int) -> tuple[int, int] | None:
+    """The span to recompute for late fixes in [lo, hi]: from the end of the device's last trip ending
+    before ``lo`` (or ``lo`` minus a day) to the start of its first trip starting after ``hi``; None
+    when no trip starts after ``hi`` (the late fixes belong to the still-open part)."""
+    lo = _EPOCH + dt.timedelta(milliseconds=lo_ms)
+    hi = _EPOCH + dt.timedelta(milliseconds=hi_ms)
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT (SELECT max(end_ts) FROM trips WHERE device_id = %s AND end_ts <= %s),"
+            " (SELECT min(start_ts) FROM trips WHERE device_id = %s AND start_ts >= %s)",
+            (device, lo, device, hi),
+        )
+        before, after = await cur.fetchone()
+    if after is None:
+        return None
+    start = before if before is not None else lo - dt.timedelta(days=1)
+    return _ms(start), _ms(after)
+
+
+def _ms(ts: dt.datetime) -> int:
+    return int((ts - _EPOCH) / dt.timedelta(milliseconds=1))
+
+
+async def replace_range(db: Database, device: int, start_ms: int, end_ms: int, trips: Trips, events: Events) -> None:
+    """Replace a device's trips starting in [start, end) and their events by recomputed ones."""
+    start = _EPOCH + dt.timedelta(milliseconds=start_ms)
+    end = _EPOCH + dt.timedelta(milliseconds=end_ms)
+    async with db.connection() as conn, conn.transaction():
+        await conn.execute("DELETE FROM trip_events WHERE device_id = %s AND ts >= %s AND ts < %s",
+                           (device, start, end))
+        await conn.execute("DELETE FROM trips WHERE device_id = %s AND start_ts >= %s AND start_ts < %s",
+                           (device, start, end))
+    await write(db, trips, events)

@@ -91,3 +91,31 @@ async def test_trips_appear_in_the_api_and_survive_a_restart(mqtt_url, database_
         missing = await http.get("/v1/vehicles/nobody/trips")
         assert missing.status_code == 404 and missing.json()["type"].endswith("/not-found")
         assert (await http.get("/v1/trips/999999")).status_code == 404
+
+
+async def test_late_fixes_recompute_the_closed_trip(mqtt_url, database_url, runtime_factory):
+    """A box that lost 40 s of trip 1 sends them after trip 2 closed: trip 1 is recomputed with them."""
+    runtime = await runtime_factory(make_settings(mqtt_url, database_url))
+    runtime.trip_processor.save_every_s = 0.5
+    await devices.provision(runtime.db, ["late-car"], kind="car")
+    one = first_trip()  # the harsh brake is at seconds 120-123
+    missing = one[100:140]
+    two = second_trip(one[-1]["ts"], one[-1]["lat"])
+    seq = await publish(mqtt_url, "late-car", one[:100] + one[140:] + two, 1)
+    assert await wait_for_rows(runtime.db, "trips", 2) == 2
+    async with runtime.db.connection() as conn:
+        cur = await conn.execute("SELECT event_counts->>'harsh_braking', distance_m FROM trips ORDER BY start_ts")
+        before = await cur.fetchall()
+    assert before[0][0] == "0"  # the brake was in the missing part
+
+    await publish(mqtt_url, "late-car", missing, seq)
+    for _ in range(100):
+        if runtime.metrics.get("vigil_trips_recomputed_total"):
+            break
+        await asyncio.sleep(0.1)
+    async with runtime.db.connection() as conn:
+        cur = await conn.execute("SELECT event_counts->>'harsh_braking', distance_m FROM trips ORDER BY start_ts")
+        after = await cur.fetchall()
+    assert len(after) == 2
+    assert after[0][0] == "1" and after[1] == before[1]
+    assert after[0][1] == pytest.approx(before[0][1], rel=0.02)

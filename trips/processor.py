@@ -18,7 +18,7 @@ import numpy as np
 from bus.base import EVENTS, FIXES, Bus
 from storage import trips as trip_store
 from storage.db import Database
-from trips import CRASH, EVENT_NAMES, Events, TripConfig, TripState, Trips, close_idle, step
+from trips import CRASH, EVENT_NAMES, Events, TripConfig, TripState, Trips, close_idle, process_all, step
 from vigil.batch import COLUMNS, FixBatch
 from vigil.events import EVENT_CODE, EventBatch
 from vigil.metrics import Metrics
@@ -45,10 +45,12 @@ class TripProcessor:
         self._covers_ms = 0
         self._last_save = 0.0
         self._pending_commits: list = []
+        self._late: dict[int, tuple[int, int]] = {}
         self._lock = asyncio.Lock()
         self.ready = asyncio.Event()
         metrics.describe("vigil_trips_closed_total", "", "trips closed and stored")
         metrics.describe("vigil_trip_events_total", "kind", "driving events stored, by kind")
+        metrics.describe("vigil_trips_recomputed_total", "", "trip spans recomputed for late fixes")
 
     async def run(self) -> None:
         await self.recover()
@@ -63,13 +65,13 @@ class TripProcessor:
             self.state = TripState.from_bytes(blob)
         since = max(self._covers_ms - REPLAY_MARGIN_MS, 0)
         replayed = 0
-        async for batch in self._stored_fixes(since):
+        async for batch in self._stored_fixes("received_at >= to_timestamp(%s / 1000.0)", (since,)):
             await self._apply(batch)
             replayed += len(batch)
         if replayed:
             log.info("trip processor replayed %d stored fixes received since its last save", replayed)
 
-    async def _stored_fixes(self, since_ms: int):
+    async def _stored_fixes(self, where: str, params: tuple):
         names = [name for name, _ in COLUMNS if name not in ("device", "ts_ms", "received_ms", "late")]
         select = ", ".join(
             ["device_id", "(extract(epoch FROM ts) * 1000)::bigint", "(extract(epoch FROM received_at) * 1000)::bigint"]
@@ -79,8 +81,7 @@ class TripProcessor:
         async with self.db.connection() as conn, conn.transaction():
             cur = conn.cursor(name="trip_replay")  # server-side: the replay may be large
             await cur.execute(
-                f"SELECT {select} FROM fixes WHERE received_at >= to_timestamp(%s / 1000.0)"
-                " ORDER BY device_id, ts", (since_ms,),
+                f"SELECT {select} FROM fixes WHERE {where} ORDER BY device_id, ts", params,
             )
             while rows := await cur.fetchmany(_REPLAY_CHUNK):
                 cols = list(zip(*rows))
@@ -125,10 +126,51 @@ class TripProcessor:
         if len(batch) == 0:
             return
         async with self._lock:
+            self._note_late(batch)
             result = step(self.state, batch, self.config)
             self.state = result.state
             self._covers_ms = max(self._covers_ms, int(batch.received_ms.max()))
             await self._store(result, force_save=False)
+
+    def _note_late(self, batch: FixBatch) -> None:
+        """Remember devices with late fixes the step will skip (not newer than their last accepted
+        fix): the closed trips around them are recomputed from storage at the next save."""
+        late = batch.late > 0
+        if not late.any():
+            return
+        carry = self.state.carry
+        if not len(carry["device"]):
+            return
+        order = np.argsort(carry["device"])
+        devices, last = carry["device"][order], carry["last_ts"][order]
+        pos = np.minimum(np.searchsorted(devices, batch.device[late]), len(devices) - 1)
+        skipped = (devices[pos] == batch.device[late]) & (batch.ts_ms[late] <= last[pos])
+        for device, ts in zip(batch.device[late][skipped].tolist(), batch.ts_ms[late][skipped].tolist()):
+            lo, hi = self._late.get(device, (ts, ts))
+            self._late[device] = (min(lo, ts), max(hi, ts))
+
+    async def _recompute_late(self) -> None:
+        """Recompute the closed trips around late fixes: from the end of the trip before them to the
+        start of the trip after them (late fixes after the last closed trip belong to the open one,
+        whose state has moved on; they stay stored but do not change it)."""
+        pending, self._late = self._late, {}
+        for device, (lo, hi) in pending.items():
+            bounds = await trip_store.recompute_bounds(self.db, device, lo, hi)
+            if bounds is None:
+                continue
+            start_ms, end_ms = bounds
+            fixes = [b async for b in self._stored_fixes(
+                "device_id = %s AND ts >= to_timestamp(%s / 1000.0) AND ts <= to_timestamp(%s / 1000.0)",
+                (device, start_ms, end_ms))]
+            if not fixes:
+                continue
+            result = process_all(FixBatch.concat(fixes), self.config)
+            keep = (result.trips.start_ms >= start_ms) & (result.trips.end_ms <= end_ms)
+            trips = result.trips.take(keep)
+            events = result.events.take((result.events.ts_ms >= start_ms) & (result.events.ts_ms < end_ms))
+            await trip_store.replace_range(self.db, device, start_ms, end_ms, trips, events)
+            self.metrics.inc("vigil_trips_recomputed_total", by=1)
+            log.info("recomputed trips of device %d between %d and %d for late fixes", device, start_ms, end_ms)
 
     async def _store(self, result, *, force_save: bool) -> None:
         save = force_save or time.monotonic() - self._last_save >= self.save_every_s
@@ -145,6 +187,8 @@ class TripProcessor:
             self.metrics.inc("vigil_trip_events_total", EVENT_NAMES[kind], by=int((result.events.kind == kind).sum()))
         if save:
             self._last_save = time.monotonic()
+            if self._late:
+                await self._recompute_late()
             commits, self._pending_commits = self._pending_commits, []
             for commit in commits:
                 await commit()
