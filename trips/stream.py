@@ -84,8 +84,48 @@ def close_idle(state: TripState, now_ms: int, config: TripConfig) -> StepResult:
     return StepResult(state.replace(*done), trips, events, stops)
 
 
+#: Rows per slice of process_all: devices are independent, and slices that stay in cache run about
+#: 1.5x faster than one pass over 10M rows (bench/trips.py).
+SLICE_ROWS = 250_000
+
+
 def process_all(batch: Any, config: TripConfig, *, utc_offset_min=None) -> StepResult:
-    """Whole-history convenience: step from an empty state, then close everything still open."""
+    """Whole-history convenience: step from an empty state, then close everything still open.
+
+    Works through slices of whole devices (about SLICE_ROWS rows each); the result is the same as one
+    pass, since no state crosses devices.
+    """
+    device = np.asarray(_column(batch, "device"), np.int64)
+    if len(device) > SLICE_ROWS and np.all(device[1:] >= device[:-1]):
+        starts = np.flatnonzero(np.append(True, device[1:] != device[:-1]))
+        at = np.searchsorted(starts, np.arange(SLICE_ROWS, len(device), SLICE_ROWS))
+        cuts = starts[at[at < len(starts)]]  # the first device starting at or after each slice mark
+        bounds = np.unique(np.concatenate([[0], cuts, [len(device)]]))
+        if len(bounds) > 2:
+            parts = [_process_slice(_slice(batch, a, b), config, _slice_offsets(utc_offset_min, a, b))
+                     for a, b in zip(bounds[:-1], bounds[1:])]
+            return StepResult(TripState.combine([p.state for p in parts]),
+                              Trips.concat([p.trips for p in parts]), Events.concat([p.events for p in parts]),
+                              Stops.concat([p.stops for p in parts]))
+    return _process_slice(batch, config, utc_offset_min)
+
+
+def _slice(batch: Any, a: int, b: int) -> dict[str, np.ndarray]:
+    out = {}
+    for name in {n for n, _ in TRACK_COLUMNS} | {"accuracy_m"}:
+        col = _column(batch, name)
+        if col is not None:
+            out[name] = np.asarray(col)[a:b]
+    return out
+
+
+def _slice_offsets(utc_offset_min, a: int, b: int):
+    if utc_offset_min is None or np.ndim(utc_offset_min) == 0:
+        return utc_offset_min
+    return np.asarray(utc_offset_min)[a:b]
+
+
+def _process_slice(batch: Any, config: TripConfig, utc_offset_min) -> StepResult:
     a = step(TripState.empty(), batch, config, utc_offset_min=utc_offset_min)
     b = close_idle(a.state, FOREVER_MS, config)
     trips = Trips.concat([a.trips, b.trips])
