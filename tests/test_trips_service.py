@@ -119,3 +119,18 @@ async def test_late_fixes_recompute_the_closed_trip(mqtt_url, database_url, runt
     assert len(after) == 2
     assert after[0][0] == "1" and after[1] == before[1]
     assert after[0][1] == pytest.approx(before[0][1], rel=0.02)
+
+
+async def test_crash_is_published_as_a_device_event(mqtt_url, database_url, runtime_factory):
+    runtime = await runtime_factory(make_settings(mqtt_url, database_url))
+    runtime.trip_processor.step_every_s = 0.2
+    await devices.provision(runtime.db, ["crash-car"], kind="car")
+    fixes = drive(START_MS, 60.17, 24.94, 120, 50.0)
+    for i, f in enumerate(fixes):
+        f["accel_g"] = [3.2, 0.4, 0.0] if i == 60 else [0.0, 0.0, 0.0]  # an impact of 3.2 g at second 60
+    await publish(mqtt_url, "crash-car", fixes, 1)
+    assert await wait_for_rows(runtime.db, "device_events", 1, timeout=5) == 1  # at once, not at trip end
+    async with runtime.db.connection() as conn:
+        cur = await conn.execute("SELECT type, (extract(epoch FROM ts) * 1000)::bigint, value FROM device_events")
+        (kind, ts_ms, value), = await cur.fetchall()
+    assert kind == "crash" and ts_ms == fixes[60]["ts"] and value == pytest.approx(3.22, abs=0.01)

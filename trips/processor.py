@@ -97,9 +97,20 @@ class TripProcessor:
         stepper = asyncio.ensure_future(self._step_forever())
         try:
             async for delivery in self.bus.consume(FIXES, GROUP):
+                await self._alert_crashes(delivery.batch)
                 self._inbox.append((delivery.batch, delivery.commit))
         finally:
             stepper.cancel()
+
+    async def _alert_crashes(self, batch: FixBatch) -> None:
+        """A crash cannot wait for the next step: any fix over ``crash_g`` goes out on the bus now.
+        The core reports the same impact later with the same event id, which storage de-duplicates."""
+        with np.errstate(invalid="ignore"):
+            g = np.sqrt(batch.accel_x.astype(np.float64) ** 2 + batch.accel_y ** 2 + batch.accel_z ** 2)
+        hit = np.flatnonzero(g >= self.config.crash_g)
+        if len(hit):
+            rows = batch.take(hit)
+            await self.bus.publish(EVENTS, _crash_events(rows.device, rows.ts_ms, g[hit], rows.lat, rows.lon))
 
     async def _step_forever(self) -> None:
         while True:
@@ -178,7 +189,8 @@ class TripProcessor:
             return
         crashes = result.events.take(result.events.kind == CRASH)
         if len(crashes):
-            await self.bus.publish(EVENTS, _crash_events(crashes))
+            await self.bus.publish(EVENTS, _crash_events(crashes.device, crashes.ts_ms, crashes.value,
+                                                         crashes.lat, crashes.lon))
         state = (GROUP, self.state.to_bytes(), self._covers_ms) if save else None
         await retry_forever(trip_store.write, self.db, result.trips, result.events, state,
                             what="storing trips", log=log)
@@ -201,12 +213,12 @@ class TripProcessor:
                                    state=(GROUP, self.state.to_bytes(), self._covers_ms))
 
 
-def _crash_events(crashes) -> EventBatch:
-    n = len(crashes)
+def _crash_events(device, ts_ms, g, lat, lon) -> EventBatch:
+    """Crash device events; the id is the impact's time, so both reports of one impact are one row."""
+    n = len(device)
     return EventBatch(
-        device=crashes.device, ts_ms=crashes.ts_ms, type=np.full(n, EVENT_CODE["crash"]), value=crashes.value,
-        lat=crashes.lat, lon=crashes.lon, accuracy_m=np.full(n, np.nan), seq=np.full(n, -1),
-        received_ms=crashes.ts_ms, late=np.zeros(n), sensor=[None] * n,
-        event_id=[f"crash-{t}" for t in crashes.ts_ms.tolist()],
+        device=device, ts_ms=ts_ms, type=np.full(n, EVENT_CODE["crash"]), value=g, lat=lat, lon=lon,
+        accuracy_m=np.full(n, np.nan), seq=np.full(n, -1), received_ms=ts_ms, late=np.zeros(n),
+        sensor=[None] * n, event_id=[f"crash-{t}" for t in np.asarray(ts_ms).tolist()],
     )
 
