@@ -172,6 +172,7 @@ async def _demo(settings: Settings, args) -> int:
     print(f"\n{len(ids)} simulated cars are driving around central Helsinki. Open:")
     print(f"  {url}/v1/vehicles                          every car with its last position")
     print(f"  {url}/v1/vehicles/{ids[0]}/position   Find-Vehicle for one car (refresh: it moves)")
+    print(f"  {url}/v1/vehicles/{ids[0]}/trips      its trips, once it has parked (a few minutes in)")
     print(f"  {url}/docs                                 the API")
     print(f"  {url}/healthz                              storage mode and rejected messages")
     print("Ctrl-C stops everything.", flush=True)
