@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from ingest.jsonmsg import Int64, decode_whole
 from vigil.errors import RejectedInput
 from vigil.events import EVENT_TYPES
 
-Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
 HomeEventType = Literal[
     "water_leak", "water_restored", "smoke", "smoke_cleared", "motion", "power_loss", "power_restored",
@@ -44,7 +44,6 @@ class _Heartbeat(msgspec.Struct, frozen=True):
     mains: bool | None = None
 
 
-_DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _decode_events = msgspec.json.Decoder(_EventMessage).decode
 _decode_heartbeat = msgspec.json.Decoder(_Heartbeat).decode
 
@@ -59,26 +58,14 @@ class DecodedEvents:
 
 
 def decode_events(payload: bytes) -> DecodedEvents:
-    msg = _decode(_decode_events, payload)
+    msg = decode_whole(_decode_events, payload)
     if not msg.events:
         raise RejectedInput("no_events", "the events list is empty")
     return DecodedEvents(msg.seq, msg.device, msg.events)
 
 
 def decode_heartbeat(payload: bytes) -> DecodedEvents:
-    hb = _decode(_decode_heartbeat, payload)
+    hb = decode_whole(_decode_heartbeat, payload)
     # Structs are not validated on construction, so the heartbeat can use the full event vocabulary.
     event = HomeEvent(ts=hb.ts, type="heartbeat", event_id=f"hb-{hb.seq}", battery_pct=hb.battery_pct)
     return DecodedEvents(hb.seq, hb.device, [event])
-
-
-def _decode(decoder, payload: bytes):
-    try:
-        msg = decoder(payload)
-    except msgspec.ValidationError as exc:
-        raise RejectedInput("invalid_schema", str(exc)) from exc
-    except _DECODE_ERRORS as exc:
-        raise RejectedInput("malformed_json", str(exc)) from exc
-    if msg.v != 1:
-        raise RejectedInput("unsupported_version", f"payload version {msg.v}, this gateway speaks 1")
-    return msg

@@ -28,6 +28,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from ingest.topics import MAX_DEVICE_ID_LEN
+from ingest.jsonmsg import DECODE_ERRORS, reason
 from vigil.errors import RejectedInput
 
 #: Largest ``tst`` (s) whose value in ms still fits an int64 ``ts_ms`` column.
@@ -64,9 +65,6 @@ class _Envelope(msgspec.Struct, frozen=True):
 
 _decode_location = msgspec.json.Decoder(_Location).decode
 _decode_envelope = msgspec.json.Decoder(_Envelope).decode
-#: What msgspec raises on bad bytes: DecodeError (and its ValidationError), UnicodeDecodeError for
-#: invalid UTF-8 inside a string, RecursionError for very deep nesting.
-_DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +119,7 @@ def decode(payload: bytes) -> OwnTracksFix:
     """Decode one OwnTracks message; raises :class:`RejectedInput` (and nothing else) for any bytes."""
     try:
         loc = _decode_location(payload)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _refusal(payload, exc) from exc
     return OwnTracksFix(
         ts_ms=loc.tst * 1000,
@@ -141,24 +139,14 @@ def decode(payload: bytes) -> OwnTracksFix:
 
 def _refusal(payload: bytes, exc: Exception) -> RejectedInput:
     if not isinstance(exc, msgspec.ValidationError):
-        return RejectedInput(*_reason(exc))
+        return RejectedInput(*reason(exc))
     try:
         kind = _decode_envelope(payload).type
-    except _DECODE_ERRORS as envelope_exc:
-        return RejectedInput(*_reason(envelope_exc))
+    except DECODE_ERRORS as envelope_exc:
+        return RejectedInput(*reason(envelope_exc))
     if kind == "encrypted":
         return RejectedInput("owntracks_encrypted", "encrypted OwnTracks payload; Vigil holds no key")
     if kind != "location":
         known = "documented" if kind in IGNORED_TYPES else "undocumented"
         return RejectedInput("owntracks_unsupported_type", f"{known} _type {kind[:64]!r} carries no location")
     return RejectedInput("invalid_schema", str(exc))
-
-
-def _reason(exc: Exception) -> tuple[str, str]:
-    if isinstance(exc, msgspec.ValidationError):
-        return "invalid_schema", str(exc)
-    if isinstance(exc, UnicodeDecodeError):
-        return "malformed_json", "a string is not valid UTF-8"
-    if isinstance(exc, RecursionError):
-        return "malformed_json", "JSON nested too deeply"
-    return "malformed_json", str(exc)
