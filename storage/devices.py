@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from storage.db import Database
 
@@ -21,9 +22,15 @@ class Device:
 
 
 async def provision(
-    db: Database, device_ids: Iterable[str], *, kind: str, owner: str | None = None, status: str = "active"
+    db: Database, device_ids: Iterable[str], *, kind: str, owner: str | None = None, status: str = "active",
+    timezone: str = "UTC",
 ) -> list[Device]:
-    """Register devices (idempotent: an existing device keeps its code, kind and owner)."""
+    """Register devices (idempotent: an existing device keeps its code, kind and owner). ``timezone``:
+    IANA name of where the device lives (night driving is judged in its local time)."""
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {timezone!r}") from exc
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
     if status not in STATUSES:
@@ -31,10 +38,10 @@ async def provision(
     ids = list(device_ids)
     async with db.connection() as conn:
         await conn.execute(
-            "INSERT INTO devices (device_id, kind, owner, status)"
-            " SELECT d, %s, %s, %s FROM unnest(%s::text[]) AS d"
+            "INSERT INTO devices (device_id, kind, owner, status, timezone)"
+            " SELECT d, %s, %s, %s, %s FROM unnest(%s::text[]) AS d"
             " ON CONFLICT (device_id) DO NOTHING",
-            (kind, owner, status, ids),
+            (kind, owner, status, timezone, ids),
         )
     found = await lookup(db, ids)
     return [found[i] for i in ids]
@@ -47,6 +54,13 @@ async def lookup(db: Database, device_ids: Iterable[str]) -> dict[str, Device]:
             (list(device_ids),),
         )
         return {row[1]: Device(*row) for row in await cur.fetchall()}
+
+
+async def timezones(db: Database) -> dict[int, str]:
+    """Device code → time zone, for the devices not in UTC."""
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT id, timezone FROM devices WHERE timezone <> 'UTC'")
+        return dict(await cur.fetchall())
 
 
 async def set_status(db: Database, device_id: str, status: str) -> None:

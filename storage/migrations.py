@@ -40,6 +40,7 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (3, "MQTT credentials", _sql("0003_mqtt_credentials.sql")),
     (4, "device events", _sql("0004_device_events.sql")),
     (5, "trips, trip events, processor state", _sql("0005_trips.sql")),
+    (6, "device time zone", _sql("0006_device_timezone.sql")),
 )
 
 

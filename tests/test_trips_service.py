@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 
 import aiomqtt
@@ -134,3 +135,30 @@ async def test_crash_is_published_as_a_device_event(mqtt_url, database_url, runt
         cur = await conn.execute("SELECT type, (extract(epoch FROM ts) * 1000)::bigint, value FROM device_events")
         (kind, ts_ms, value), = await cur.fetchall()
     assert kind == "crash" and ts_ms == fixes[60]["ts"] and value == pytest.approx(3.22, abs=0.01)
+
+
+async def test_night_is_judged_in_the_devices_local_time(mqtt_url, database_url, runtime_factory):
+    """22:00-22:07 UTC is night in Helsinki (UTC+2 in winter, 00:00 local) but not in UTC."""
+    runtime = await runtime_factory(make_settings(mqtt_url, database_url))
+    await devices.provision(runtime.db, ["car-utc"], kind="car")
+    await devices.provision(runtime.db, ["car-hel"], kind="car", timezone="Europe/Helsinki")
+    with pytest.raises(ValueError):
+        await devices.provision(runtime.db, ["car-x"], kind="car", timezone="Mars/Olympus")
+    start = _winter_evening_ms()
+    for device in ("car-utc", "car-hel"):
+        fixes = drive(start, 60.17, 24.94, 240, 50.0)
+        end = fixes[-1]
+        await publish(mqtt_url, device, fixes + parked(end["ts"] + 1000, end["lat"], end["lon"], 300), 1)
+    assert await wait_for_rows(runtime.db, "trips", 2) == 2
+    async with httpx.AsyncClient(base_url=runtime.http_url, timeout=10) as http:
+        utc = (await http.get("/v1/vehicles/car-utc/trips")).json()["items"]
+        hel = (await http.get("/v1/vehicles/car-hel/trips")).json()["items"]
+    assert utc[0]["night_share"] == 0.0 and utc[0]["sub_scores"]["time_of_day"] == 100.0
+    assert hel[0]["night_share"] == 1.0 and hel[0]["sub_scores"]["time_of_day"] == 0.0
+
+
+def _winter_evening_ms() -> int:
+    """22:00 UTC on the most recent 15 January: Helsinki is on winter time (UTC+2) then."""
+    today = dt.datetime.now(dt.timezone.utc)
+    year = today.year if (today.month, today.day) > (1, 15) else today.year - 1
+    return int(dt.datetime(year, 1, 15, 22, 0, tzinfo=dt.timezone.utc).timestamp() * 1000)

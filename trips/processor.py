@@ -16,9 +16,10 @@ import time
 import numpy as np
 
 from bus.base import EVENTS, FIXES, Bus
+from storage import devices
 from storage import trips as trip_store
 from storage.db import Database
-from trips import CRASH, EVENT_NAMES, Events, TripConfig, TripState, Trips, close_idle, process_all, step
+from trips import CRASH, EVENT_NAMES, Events, TripConfig, TripState, Trips, close_idle, process_all, step, utc_offsets
 from vigil.batch import COLUMNS, FixBatch
 from vigil.events import EVENT_CODE, EventBatch
 from vigil.metrics import Metrics
@@ -31,6 +32,8 @@ GROUP = "trips"
 #: makes sure nothing that was in flight at the last save is missed.
 REPLAY_MARGIN_MS = 30_000
 _REPLAY_CHUNK = 200_000
+#: How long device time zones are cached; a zone set at provisioning applies within this.
+ZONES_TTL_S = 30.0
 
 
 class TripProcessor:
@@ -46,6 +49,8 @@ class TripProcessor:
         self._last_save = 0.0
         self._pending_commits: list = []
         self._late: dict[int, tuple[int, int]] = {}
+        self._zones: dict[int, str] = {}
+        self._zones_at = -ZONES_TTL_S
         self._lock = asyncio.Lock()
         self.ready = asyncio.Event()
         metrics.describe("vigil_trips_closed_total", "", "trips closed and stored")
@@ -138,10 +143,20 @@ class TripProcessor:
             return
         async with self._lock:
             self._note_late(batch)
-            result = step(self.state, batch, self.config)
+            result = step(self.state, batch, self.config, utc_offset_min=await self._offsets(batch))
             self.state = result.state
             self._covers_ms = max(self._covers_ms, int(batch.received_ms.max()))
             await self._store(result, force_save=False)
+
+    async def _offsets(self, batch: FixBatch) -> np.ndarray | None:
+        """Local-time offset of each fix from its device's time zone (None: all in UTC)."""
+        now = time.monotonic()
+        if now - self._zones_at > ZONES_TTL_S:
+            self._zones = await devices.timezones(self.db)
+            self._zones_at = now
+        if not self._zones:
+            return None
+        return utc_offsets(batch.ts_ms, batch.device, self._zones)
 
     def _note_late(self, batch: FixBatch) -> None:
         """Remember devices with late fixes the step will skip (not newer than their last accepted
@@ -175,7 +190,8 @@ class TripProcessor:
                 (device, start_ms, end_ms))]
             if not fixes:
                 continue
-            result = process_all(FixBatch.concat(fixes), self.config)
+            history = FixBatch.concat(fixes)
+            result = process_all(history, self.config, utc_offset_min=await self._offsets(history))
             keep = (result.trips.start_ms >= start_ms) & (result.trips.end_ms <= end_ms)
             trips = result.trips.take(keep)
             events = result.events.take((result.events.ts_ms >= start_ms) & (result.events.ts_ms < end_ms))

@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--id", dest="more_ids", action="append", default=[], help="a device id")
     add.add_argument("--kind", choices=("car", "home", "pet"), required=True)
     add.add_argument("--owner", default=None)
+    add.add_argument("--timezone", default="UTC", help="IANA zone where the device lives, e.g. Europe/Rome")
     return p
 
 
@@ -161,7 +162,7 @@ async def _demo(settings: Settings, args) -> int:
     runtime = Runtime(settings)
     await runtime.start()
     ids = [f"demo-car-{i:04d}" for i in range(1, args.cars + 1)]
-    await devices.provision(runtime.db, ids, kind="car", owner="demo-customer")
+    await devices.provision(runtime.db, ids, kind="car", owner="demo-customer", timezone="Europe/Helsinki")
     user, password = await runtime.issue_simulator_account() or (None, None)
     sim = asyncio.create_task(run_cars(
         runtime.mqtt_url, ids, interval_s=args.interval, realtime=True, seed=args.seed, stop=stop,
@@ -212,7 +213,10 @@ async def _devices(settings: Settings, args) -> int:
     if not ids:
         raise ConfigError("name at least one device id")
     async with _database(settings) as db:
-        provisioned = await devices.provision(db, ids, kind=args.kind, owner=args.owner)
+        try:
+            provisioned = await devices.provision(db, ids, kind=args.kind, owner=args.owner, timezone=args.timezone)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         passwords = await mqtt_auth.issue_device_credentials(db, ids)
     print("device\tkind\tstatus\tMQTT username\tMQTT password (shown once)")
     for d in provisioned:
