@@ -230,11 +230,17 @@ async def _simulate(settings: Settings, args) -> int:
     if args.rate <= 0:
         raise SystemExit("vigil simulate: --rate must be positive")
     ids = [f"{args.prefix}{i:05d}" for i in range(1, args.count + 1)]
+    user, password = settings.mqtt_username, settings.mqtt_password
     if args.provision:
+        from ingest import mqtt_auth
         from storage import devices
 
         async with _database(settings) as db:
             await devices.provision(db, ids, kind="car")
+            if user is None:
+                # The broker `vigil up` runs admits only known accounts: one that may publish for every
+                # car. Its broker picks new accounts up within a few seconds; connecting retries meanwhile.
+                user, password = "vigil-simulator", await mqtt_auth.issue_account(db, "vigil-simulator", "simulator")
     mqtt_url = settings.mqtt_url or "mqtt://127.0.0.1:1883"
     stop = _stop_event()
     last = [0]
@@ -244,11 +250,18 @@ async def _simulate(settings: Settings, args) -> int:
             last[0] = n
             print(f"published {n} fixes", flush=True)
 
-    n = await run_cars(
-        mqtt_url, ids, fixes_per_car=args.fixes, interval_s=1.0 / args.rate, realtime=not args.fast,
-        seed=args.seed, progress=progress, stop=stop, username=settings.mqtt_username,
-        password=settings.mqtt_password,
-    )
+    for attempt in range(8):
+        try:
+            n = await run_cars(
+                mqtt_url, ids, fixes_per_car=args.fixes, interval_s=1.0 / args.rate, realtime=not args.fast,
+                seed=args.seed, progress=progress, stop=stop, username=user, password=password,
+            )
+            break
+        except VigilError as exc:
+            if attempt == 7 or last[0]:
+                raise
+            print(f"broker refused or unreachable ({exc}); retrying", flush=True)
+            await asyncio.sleep(1.5)
     print(f"done: {n} fixes from {len(ids)} cars to {mqtt_url}")
     return 0
 
