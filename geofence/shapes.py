@@ -1,0 +1,267 @@
+"""Fence definitions, validation, and the compiled :class:`FenceSet` the membership core queries.
+
+A fence is a circle (centre + radius, m) or a GeoJSON polygon (with holes), each with a stable integer
+``fence_id`` and its own anti-flap settings. ``FenceSet.compile`` validates them and builds:
+
+- an STRtree over lon/lat bounding boxes (a box crossing the antimeridian is stored as two boxes, a box
+  reaching a pole spans every longitude), used only as a prefilter;
+- per fence, an azimuthal equidistant projection centred on the fence (WGS84; built lazily for circles,
+  which test membership by geodesic distance and use it only for segments): distances from its centre are
+  exact geodesic distances, and nearby distances are accurate at any latitude and across the antimeridian;
+- circle radii and polygons in those projected metres, and the anti-flap parameters as arrays.
+
+Invalid input raises :class:`vigil.errors.RejectedInput` with reason ``invalid_geometry``,
+``radius_out_of_range``, ``too_many_fences`` or ``duplicate_fence_id``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
+
+from vigil.errors import RejectedInput
+
+M_PER_DEG_LAT = 110_574.0   # the smallest metres per degree of latitude (equator), so boxes err large
+M_PER_DEG_LON = 111_320.0   # metres per degree of longitude at the equator
+CIRCLE, POLYGON = 0, 1
+
+
+@dataclass(frozen=True, slots=True)
+class AntiFlap:
+    """Per-fence hysteresis. Defaults: on, because GPS drift of tens of metres is the normal case.
+
+    A fix counts as outside only beyond the boundary plus ``max(accuracy_m, hysteresis_m)``; between the
+    boundary and that margin it is no evidence either way. A side change is confirmed once ``min_fixes``
+    consecutive evidence fixes on the new side span at least ``min_dwell_ms``. A fix whose reported
+    accuracy exceeds ``max_accuracy_m`` is no evidence and starts no ``cross``.
+    """
+    enabled: bool = True
+    hysteresis_m: float = 25.0       # about two typical consumer-GPS CEPs
+    min_fixes: int = 2               # one stray fix never confirms a transition
+    min_dwell_ms: int = 0            # time on the new side; 0 leaves it to min_fixes
+    max_accuracy_m: float = 200.0    # worse than this is a cell/Wi-Fi guess, not a position
+
+    def __post_init__(self) -> None:
+        if self.hysteresis_m < 0 or self.min_fixes < 1 or self.min_dwell_ms < 0 or not self.max_accuracy_m > 0:
+            raise RejectedInput("invalid_anti_flap", repr(self))
+
+
+OFF = AntiFlap(enabled=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CircleFence:
+    fence_id: int
+    lat: float          # centre, degrees WGS84
+    lon: float
+    radius_m: float
+    name: str = ""
+    anti_flap: AntiFlap = field(default_factory=AntiFlap)
+
+
+@dataclass(frozen=True, slots=True)
+class PolygonFence:
+    """``geometry``: a GeoJSON Polygon mapping (lon, lat order; first ring the shell, the rest holes)."""
+    fence_id: int
+    geometry: dict
+    name: str = ""
+    anti_flap: AntiFlap = field(default_factory=AntiFlap)
+
+
+Fence = CircleFence | PolygonFence
+
+
+@dataclass(frozen=True, slots=True)
+class PetFenceRules:
+    """Limits on a pet's fences. 20 m: below a consumer tracker's accuracy; 50 km: a region, not a garden."""
+    max_fences: int = 5
+    min_radius_m: float = 20.0
+    max_radius_m: float = 50_000.0
+
+
+def check_pet_fences(fences: Sequence[CircleFence], rules: PetFenceRules = PetFenceRules()) -> None:
+    """Raise ``RejectedInput`` unless ``fences`` (all of one pet) are acceptable: named circles, count, radii."""
+    if len(fences) > rules.max_fences:
+        raise RejectedInput("too_many_fences", f"a pet may have at most {rules.max_fences} fences, got {len(fences)}")
+    for f in fences:
+        if not isinstance(f, CircleFence):
+            raise RejectedInput("invalid_geometry", f"pet fence {f.fence_id} must be a circle")
+        if not f.name.strip():
+            raise RejectedInput("missing_name", f"pet fence {f.fence_id} needs a name")
+        if not rules.min_radius_m <= f.radius_m <= rules.max_radius_m:
+            raise RejectedInput("radius_out_of_range",
+                                f"radius {f.radius_m} m outside [{rules.min_radius_m}, {rules.max_radius_m}] m")
+
+
+def add_pet_fence(existing: Sequence[CircleFence], new: CircleFence,
+                  rules: PetFenceRules = PetFenceRules()) -> list[CircleFence]:
+    """The pet's fences with ``new`` added; a fence beyond ``rules.max_fences`` is refused (``too_many_fences``)."""
+    out = [*existing, new]
+    check_pet_fences(out, rules)
+    return out
+
+
+def _aeqd(lat: float, lon: float) -> Transformer:
+    crs = CRS.from_dict({"proj": "aeqd", "lat_0": lat, "lon_0": lon, "datum": "WGS84", "units": "m"})
+    return Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+
+
+def wrap_lon(dlon):
+    """Longitude difference(s) wrapped to [-180, 180) degrees."""
+    return (np.asarray(dlon, dtype=float) + 180.0) % 360.0 - 180.0
+
+
+def _ring(coords, fence_id) -> np.ndarray:
+    try:
+        arr = np.asarray(coords, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise RejectedInput("invalid_geometry", f"fence {fence_id}: ring is not numeric") from exc
+    if arr.ndim != 2 or arr.shape[1] < 2 or arr.shape[0] < 4 or not np.isfinite(arr).all():
+        raise RejectedInput("invalid_geometry", f"fence {fence_id}: a ring needs >= 4 [lon, lat] positions")
+    if (np.abs(arr[:, 1]) > 90).any():
+        raise RejectedInput("invalid_geometry", f"fence {fence_id}: latitude beyond ±90")
+    return arr[:, :2]
+
+
+def _polygon_rings(f: PolygonFence) -> list[np.ndarray]:
+    g = f.geometry
+    if not isinstance(g, dict) or g.get("type") != "Polygon" or not g.get("coordinates"):
+        raise RejectedInput("invalid_geometry", f"fence {f.fence_id}: expected a GeoJSON Polygon")
+    return [_ring(r, f.fence_id) for r in g["coordinates"]]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FenceSet:
+    """Compiled fences; index ``i`` everywhere refers to ``fences[i]``. Build with :meth:`compile`."""
+    fences: tuple[Fence, ...]
+    fence_id: np.ndarray        # int64 (n,)
+    kind: np.ndarray            # int8 (n,): CIRCLE or POLYGON
+    radius_m: np.ndarray        # float (n,); NaN for polygons
+    shape: np.ndarray           # object (n,): projected shapely Polygon, None for circles
+    centre: np.ndarray          # float (n, 2): lat, lon of each fence's projection centre (deg)
+    proj: list                  # Transformer per fence, built on first use for circles (see projection)
+    box_lat: np.ndarray         # float (n, 2): lat min, max (deg)
+    box_lon: np.ndarray         # float (n, 2): lon centre, half width (deg)
+    af_on: np.ndarray           # bool (n,)
+    hysteresis_m: np.ndarray    # float (n,)
+    min_fixes: np.ndarray       # int64 (n,)
+    min_dwell_ms: np.ndarray    # int64 (n,)
+    max_accuracy_m: np.ndarray  # float (n,)
+    tree: shapely.STRtree
+    tree_fence: np.ndarray      # int64: fence index of each tree box
+
+    def __len__(self) -> int:
+        return len(self.fences)
+
+    def projection(self, i: int) -> Transformer:
+        """Fence ``i``'s aeqd projection (lon/lat deg -> x/y m); circles build theirs lazily (~5 ms each)."""
+        if self.proj[i] is None:
+            self.proj[i] = _aeqd(*self.centre[i])
+        return self.proj[i]
+
+    def index_of(self, fence_id) -> np.ndarray:
+        """Fence indices of ``fence_id`` (int64 array-like); -1 where unknown."""
+        fid = np.asarray(fence_id, dtype=np.int64)
+        order = np.argsort(self.fence_id)
+        pos = np.clip(np.searchsorted(self.fence_id[order], fid), 0, max(len(order) - 1, 0))
+        if len(order) == 0:
+            return np.full(fid.shape, -1, np.int64)
+        hit = self.fence_id[order][pos] == fid
+        return np.where(hit, order[pos], -1)
+
+    @classmethod
+    def compile(cls, fences: Sequence[Fence]) -> "FenceSet":
+        fences = tuple(fences)
+        n = len(fences)
+        ids = np.array([f.fence_id for f in fences], dtype=np.int64)
+        if len(np.unique(ids)) != n:
+            raise RejectedInput("duplicate_fence_id", "fence ids must be unique within a fence set")
+        kind = np.zeros(n, np.int8)
+        radius = np.full(n, np.nan)
+        shapes = np.empty(n, dtype=object)
+        projs: list = []
+        centre = np.zeros((n, 2))
+        box_lat = np.zeros((n, 2))
+        box_lon = np.zeros((n, 2))
+        for i, f in enumerate(fences):
+            if isinstance(f, CircleFence):
+                if not (np.isfinite(f.radius_m) and f.radius_m > 0 and abs(f.lat) <= 90 and np.isfinite(f.lon)):
+                    raise RejectedInput("radius_out_of_range" if abs(f.lat) <= 90 else "invalid_geometry",
+                                        f"fence {f.fence_id}")
+                radius[i] = f.radius_m
+                projs.append(None)
+                centre[i] = f.lat, f.lon
+                half = f.radius_m / M_PER_DEG_LAT * 1.01 + 1e-6
+                box_lat[i] = f.lat - half, f.lat + half
+                box_lon[i] = wrap_lon(f.lon), _half_lon(f.radius_m, box_lat[i])
+            elif isinstance(f, PolygonFence):
+                kind[i] = POLYGON
+                rings = _polygon_rings(f)
+                lon0 = rings[0][0, 0]
+                rel = wrap_lon(rings[0][:, 0] - lon0)   # unwrap the shell around its first vertex
+                c_lon = lon0 + (rel.min() + rel.max()) / 2
+                lat_lo, lat_hi = rings[0][:, 1].min(), rings[0][:, 1].max()
+                pad_lat = 0.01 * (lat_hi - lat_lo) + 1e-4
+                pad_lon = 0.01 * (rel.max() - rel.min()) + 1e-4
+                box_lat[i] = lat_lo - pad_lat, lat_hi + pad_lat
+                box_lon[i] = wrap_lon(c_lon), (rel.max() - rel.min()) / 2 + pad_lon
+                centre[i] = (lat_lo + lat_hi) / 2, float(wrap_lon(c_lon))
+                proj = _aeqd(*centre[i])
+                projs.append(proj)
+                xy = [np.column_stack(proj.transform(r[:, 0], r[:, 1])) for r in rings]
+                poly = shapely.Polygon(xy[0], xy[1:])
+                if not poly.is_valid or poly.is_empty or not np.isfinite(np.concatenate(xy)).all():
+                    raise RejectedInput("invalid_geometry",
+                                        f"fence {f.fence_id}: {shapely.is_valid_reason(poly)}")
+                shapely.prepare(poly)
+                shapes[i] = poly
+            else:
+                raise RejectedInput("invalid_geometry", f"unknown fence type {type(f).__name__}")
+        boxes, owner = lonlat_boxes(box_lat[:, 0], box_lat[:, 1], box_lon[:, 0], box_lon[:, 1])
+        af = [f.anti_flap for f in fences]
+        return cls(
+            fences=fences, fence_id=ids, kind=kind, radius_m=radius, shape=shapes, centre=centre, proj=projs,
+            box_lat=box_lat, box_lon=box_lon,
+            af_on=np.array([a.enabled for a in af], bool),
+            hysteresis_m=np.array([a.hysteresis_m for a in af], float),
+            min_fixes=np.array([a.min_fixes for a in af], np.int64),
+            min_dwell_ms=np.array([a.min_dwell_ms for a in af], np.int64),
+            max_accuracy_m=np.array([a.max_accuracy_m for a in af], float),
+            tree=shapely.STRtree(boxes), tree_fence=owner,
+        )
+
+
+def _half_lon(radius_m: float, lat_range) -> float:
+    worst = max(abs(lat_range[0]), abs(lat_range[1]))
+    if worst >= 89.9:
+        return 180.0
+    return min(180.0, radius_m / (M_PER_DEG_LON * np.cos(np.radians(worst))) * 1.01 + 1e-6)
+
+
+def lonlat_boxes(lat_lo, lat_hi, lon_c, lon_half):
+    """Shapely boxes (lon, lat) for ranges given as lat [lo, hi] and lon centre ± half width (deg, arrays).
+
+    Ranges crossing ±180 become two boxes; a half width >= 180 spans all longitudes. Returns (boxes, owner)
+    where ``owner[k]`` is the input row of box ``k``.
+    """
+    lat_lo = np.clip(np.asarray(lat_lo, float), -90, 90)
+    lat_hi = np.clip(np.asarray(lat_hi, float), -90, 90)
+    lon_c = wrap_lon(lon_c)
+    half = np.minimum(np.asarray(lon_half, float), 180.0)
+    lo, hi = lon_c - half, lon_c + half
+    full = half >= 180.0
+    lo = np.where(full, -180.0, lo)
+    hi = np.where(full, 180.0, hi)
+    rows = np.arange(len(lat_lo))
+    under, over = (lo < -180) & ~full, (hi > 180) & ~full
+    main_lo, main_hi = np.maximum(lo, -180), np.minimum(hi, 180)
+    extra = under | over
+    ex_lo = np.where(under, lo + 360, -180.0)[extra]
+    ex_hi = np.where(under, 180.0, hi - 360)[extra]
+    boxes = shapely.box(np.concatenate([main_lo, ex_lo]), np.concatenate([lat_lo, lat_lo[extra]]),
+                        np.concatenate([main_hi, ex_hi]), np.concatenate([lat_hi, lat_hi[extra]]))
+    return boxes, np.concatenate([rows, rows[extra]]).astype(np.int64)
