@@ -41,6 +41,7 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (4, "device events", _sql("0004_device_events.sql")),
     (5, "trips, trip events, processor state", _sql("0005_trips.sql")),
     (6, "device time zone", _sql("0006_device_timezone.sql")),
+    (7, "notification outbox", _sql("0007_notifications.sql")),
 )
 
 
