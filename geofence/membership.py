@@ -1,21 +1,18 @@
-"""Which fences each fix is in (or near): STRtree prefilter on lon/lat boxes, then exact tests.
+"""Which fences each fix is in (or near): a box prefilter, then exact tests, all as index arrays.
 
-A circle's signed distance is the WGS84 geodesic distance to its centre (pyproj ``Geod.inv``) minus the
-radius. A polygon's is the planar distance to its boundary in the fence's azimuthal equidistant projection
-(see :mod:`geofence.shapes`), negative inside (holes are outside), via shapely ``contains_xy`` and ``distance``.
-Segments (for ``cross``) are tested in the fence's projection. All functions take
-arrays of many fixes and return index arrays; the only Python loop is over fences that have candidates.
+A circle's signed distance is the WGS84 geodesic distance to its centre minus the radius; a polygon's is the
+planar distance to its boundary in the fence's tangent frame (see :mod:`geofence.frames`), negative inside
+(holes are outside), via shapely ``contains_xy`` and ``distance``. Segments (for ``cross``) are tested in the
+fence's frame. Everything is vectorised over (fix, fence) pairs: no loop over fixes or fences.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import shapely
-from pyproj import Geod
 
+from geofence.frames import arc_from_centre, east_north, ecef
 from geofence.shapes import CIRCLE, M_PER_DEG_LAT, M_PER_DEG_LON, FenceSet, lonlat_boxes, wrap_lon
-
-_GEOD = Geod(ellps="WGS84")
 
 
 def _unique_pairs(a: np.ndarray, b: np.ndarray, nb: int) -> tuple[np.ndarray, np.ndarray]:
@@ -24,7 +21,7 @@ def _unique_pairs(a: np.ndarray, b: np.ndarray, nb: int) -> tuple[np.ndarray, np
 
 
 def candidates_box(fs: FenceSet, lat_lo, lat_hi, lon_c, lon_half) -> tuple[np.ndarray, np.ndarray]:
-    """(row, fence) pairs whose fence box meets the query box of ``row`` (deg); sorted, unique."""
+    """(row, fence) pairs whose fence box meets the query box of ``row`` (deg), from the STRtree; sorted."""
     if len(fs) == 0 or len(lat_lo) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     boxes, owner = lonlat_boxes(lat_lo, lat_hi, lon_c, lon_half)
@@ -32,22 +29,69 @@ def candidates_box(fs: FenceSet, lat_lo, lat_hi, lon_c, lon_half) -> tuple[np.nd
     return _unique_pairs(owner[q], fs.tree_fence[t], len(fs))
 
 
+def in_box(fs: FenceSet, fix, fence, lat, lon, margin_m) -> np.ndarray:
+    """Per pair: is the fix inside its fence's lon/lat box grown by ``margin_m`` (m, per pair)?"""
+    la = lat[fix]
+    grow = margin_m / M_PER_DEG_LAT * 1.01 + 1e-7
+    ok = (la >= fs.box_lat[fence, 0] - grow) & (la <= fs.box_lat[fence, 1] + grow)
+    cos = np.cos(np.radians(np.minimum(np.abs(la) + grow, 89.9)))
+    half = fs.box_lon[fence, 1] + margin_m / (M_PER_DEG_LON * cos) * 1.01 + 1e-7
+    return ok & (np.abs(wrap_lon(lon[fix] - fs.box_lon[fence, 0])) <= half)
+
+
 def candidates(fs: FenceSet, lat, lon, margin_m) -> tuple[np.ndarray, np.ndarray]:
-    """(fix, fence) pairs whose fence box meets a box of ``margin_m`` (m, per fix) around the fix."""
-    lat = np.asarray(lat, float)
-    half_lat = margin_m / M_PER_DEG_LAT * 1.01 + 1e-7
+    """(fix, fence) pairs whose fence box, grown by ``margin_m`` (m, per fix), holds the fix; unsorted.
+
+    Uses the grid while every margin fits in the fences' ``pad_m``, the STRtree otherwise.
+    """
+    lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+    margin = np.broadcast_to(np.maximum(np.asarray(margin_m, float), 0.0), lat.shape)
+    if len(fs) == 0 or len(lat) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if float(margin.max()) <= float(fs.pad_m.min()):
+        fix, fence = fs.grid.query(lat, lon)
+        keep = in_box(fs, fix, fence, lat, lon, margin[fix])
+        return fix[keep], fence[keep]
+    half_lat = margin / M_PER_DEG_LAT * 1.01 + 1e-7
     lo, hi = lat - half_lat, lat + half_lat
     worst = np.minimum(np.maximum(np.abs(lo), np.abs(hi)), 90.0)
-    cos = np.cos(np.radians(worst))
     with np.errstate(divide="ignore", invalid="ignore"):
-        half_lon = np.where(worst >= 89.9, 180.0, margin_m / (M_PER_DEG_LON * cos) * 1.01 + 1e-7)
+        half_lon = np.where(worst >= 89.9, 180.0, margin / (M_PER_DEG_LON * np.cos(np.radians(worst))) * 1.01 + 1e-7)
     return candidates_box(fs, lo, hi, lon, half_lon)
 
 
-def project(fs: FenceSet, fence: int, lat, lon) -> tuple[np.ndarray, np.ndarray]:
-    """Fixes in fence ``fence``'s local projection: (x, y) metres from its centre."""
-    x, y = fs.projection(fence).transform(np.asarray(lon, float), np.asarray(lat, float))
-    return np.asarray(x, float), np.asarray(y, float)
+def pair_distance(fs: FenceSet, fence, xyz, margin_m=None, depth: bool = True):
+    """Signed distance (m) of points ``xyz`` (k, 3, ECEF) to fences ``fence`` (k,), plus their frame coordinates.
+
+    Returns (d, inside, east, north). Negative inside. For polygon pairs more than ``margin_m`` outside their fence's
+    frame box, ``d`` is the distance to that box (a lower bound, cheaper than the boundary); with
+    ``depth=False`` inside pairs get ``-0.0`` instead of their depth.
+    """
+    par = fs.frame[fence]
+    east, north = east_north(par, xyz)
+    d = np.empty(len(fence))
+    circ = fs.kind[fence] == CIRCLE
+    if circ.any():
+        c = np.flatnonzero(circ)
+        d[c] = arc_from_centre(par[c], xyz[c], east[c], north[c]) - fs.radius_m[fence[c]]
+    inside = d <= 0
+    p = np.flatnonzero(~circ)
+    if len(p):
+        pf, pe, pn = fence[p], east[p], north[p]
+        pin = shapely.contains_xy(fs.shape[pf], pe, pn)
+        inside[p] = pin
+        box = fs.frame_box[pf]
+        bx = np.maximum(np.maximum(box[:, 0] - pe, pe - box[:, 2]), 0.0)
+        by = np.maximum(np.maximum(box[:, 1] - pn, pn - box[:, 3]), 0.0)
+        dp = np.where(pin, -0.0, np.hypot(bx, by))
+        exact = pin if depth else np.zeros(len(p), bool)
+        exact = exact | ~pin if margin_m is None else exact | (~pin & (dp <= margin_m[p]))
+        if exact.any():
+            ex = np.flatnonzero(exact)
+            dist = shapely.distance(shapely.points(pe[ex], pn[ex]), fs.boundary[pf[ex]])
+            dp[ex] = np.where(pin[ex], -dist, dist)
+        d[p] = dp
+    return d, inside, east, north
 
 
 def signed_distance(fs: FenceSet, fix_idx, fence_idx, lat, lon) -> np.ndarray:
@@ -55,24 +99,7 @@ def signed_distance(fs: FenceSet, fix_idx, fence_idx, lat, lon) -> np.ndarray:
     fix_idx = np.asarray(fix_idx, np.int64)
     fence_idx = np.asarray(fence_idx, np.int64)
     lat, lon = np.asarray(lat, float), np.asarray(lon, float)
-    out = np.empty(len(fix_idx))
-    order = np.argsort(fence_idx, kind="stable")
-    bounds = np.flatnonzero(np.diff(fence_idx[order])) + 1
-    for grp in np.split(order, bounds):
-        if len(grp) == 0:
-            continue
-        f = int(fence_idx[grp[0]])
-        la, lo = lat[fix_idx[grp]], lon[fix_idx[grp]]
-        if fs.kind[f] == CIRCLE:
-            c_lat, c_lon = fs.centre[f]
-            dist = _GEOD.inv(np.full(len(grp), c_lon), np.full(len(grp), c_lat), lo, la)[2]
-            out[grp] = np.asarray(dist, float) - fs.radius_m[f]
-        else:
-            x, y = project(fs, f, la, lo)
-            poly = fs.shape[f]
-            d = shapely.distance(shapely.points(x, y), poly.boundary)
-            out[grp] = np.where(shapely.contains_xy(poly, x, y), -d, d)
-    return out
+    return pair_distance(fs, fence_idx, ecef(lat[fix_idx], lon[fix_idx]).reshape(-1, 3))[0]
 
 
 def near(fs: FenceSet, lat, lon, margin_m=0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,7 +110,9 @@ def near(fs: FenceSet, lat, lon, margin_m=0.0) -> tuple[np.ndarray, np.ndarray, 
     lat, lon = np.asarray(lat, float), np.asarray(lon, float)
     margin = np.broadcast_to(np.maximum(np.asarray(margin_m, float), 0.0), lat.shape)
     fix, fence = candidates(fs, lat, lon, margin)
-    d = signed_distance(fs, fix, fence, lat, lon)
+    order = np.lexsort((fence, fix))
+    fix, fence = fix[order], fence[order]
+    d, _, _, _ = pair_distance(fs, fence, ecef(lat[fix], lon[fix]).reshape(-1, 3), margin[fix])
     keep = d <= margin[fix]
     return fix[keep], fence[keep], d[keep]
 
@@ -94,8 +123,26 @@ def inside(fs: FenceSet, lat, lon, margin_m=0.0) -> tuple[np.ndarray, np.ndarray
     return fix, fence
 
 
+def segment_hits(fs: FenceSet, fence, ea, na, eb, nb) -> np.ndarray:
+    """Per pair: does the straight segment a→b (frame metres of ``fence``) meet the fence?"""
+    hit = np.zeros(len(fence), bool)
+    circ = fs.kind[fence] == CIRCLE
+    if circ.any():
+        c = np.flatnonzero(circ)
+        dx, dy = eb[c] - ea[c], nb[c] - na[c]
+        len2 = dx * dx + dy * dy
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.clip(np.where(len2 > 0, -(ea[c] * dx + na[c] * dy) / len2, 0.0), 0.0, 1.0)
+        hit[c] = np.hypot(ea[c] + t * dx, na[c] + t * dy) <= fs.radius_m[fence[c]]
+    p = np.flatnonzero(~circ)
+    if len(p):
+        coords = np.stack([np.column_stack([ea[p], na[p]]), np.column_stack([eb[p], nb[p]])], axis=1)
+        hit[p] = shapely.intersects(shapely.linestrings(coords), fs.shape[fence[p]])
+    return hit
+
+
 def segment_crosses(fs: FenceSet, lat_a, lon_a, lat_b, lon_b) -> tuple[np.ndarray, np.ndarray]:
-    """(segment_idx, fence_idx) pairs where the straight segment a→b (in the fence's projection) meets it.
+    """(segment_idx, fence_idx) pairs where the straight segment a→b (in the fence's frame) meets it.
 
     Segments are taken the short way round the globe, so a hop across the antimeridian stays short.
     """
@@ -104,21 +151,10 @@ def segment_crosses(fs: FenceSet, lat_a, lon_a, lat_b, lon_b) -> tuple[np.ndarra
     dlon = wrap_lon(lon_b - lon_a)
     seg, fence = candidates_box(fs, np.minimum(lat_a, lat_b), np.maximum(lat_a, lat_b),
                                 lon_a + dlon / 2, np.abs(dlon) / 2 + 1e-7)
-    hit = np.zeros(len(seg), bool)
-    order = np.argsort(fence, kind="stable")
-    for grp in np.split(order, np.flatnonzero(np.diff(fence[order])) + 1):
-        if len(grp) == 0:
-            continue
-        f = int(fence[grp[0]])
-        xa, ya = project(fs, f, lat_a[seg[grp]], lon_a[seg[grp]])
-        xb, yb = project(fs, f, lat_b[seg[grp]], lon_b[seg[grp]])
-        if fs.kind[f] == CIRCLE:
-            dx, dy = xb - xa, yb - ya
-            len2 = dx * dx + dy * dy
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t = np.clip(np.where(len2 > 0, -(xa * dx + ya * dy) / len2, 0.0), 0.0, 1.0)
-            hit[grp] = np.hypot(xa + t * dx, ya + t * dy) <= fs.radius_m[f]
-        else:
-            lines = shapely.linestrings(np.stack([np.column_stack([xa, ya]), np.column_stack([xb, yb])], axis=1))
-            hit[grp] = shapely.intersects(lines, fs.shape[f])
+    if len(seg) == 0:
+        return seg, fence
+    par = fs.frame[fence]
+    ea, na = east_north(par, ecef(lat_a[seg], lon_a[seg]).reshape(-1, 3))
+    eb, nb = east_north(par, ecef(lat_b[seg], lon_b[seg]).reshape(-1, 3))
+    hit = segment_hits(fs, fence, ea, na, eb, nb)
     return seg[hit], fence[hit]

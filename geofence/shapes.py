@@ -3,12 +3,12 @@
 A fence is a circle (centre + radius, m) or a GeoJSON polygon (with holes), each with a stable integer
 ``fence_id`` and its own anti-flap settings. ``FenceSet.compile`` validates them and builds:
 
-- an STRtree over lon/lat bounding boxes (a box crossing the antimeridian is stored as two boxes, a box
-  reaching a pole spans every longitude), used only as a prefilter;
-- per fence, an azimuthal equidistant projection centred on the fence (WGS84; built lazily for circles,
-  which test membership by geodesic distance and use it only for segments): distances from its centre are
-  exact geodesic distances, and nearby distances are accurate at any latitude and across the antimeridian;
-- circle radii and polygons in those projected metres, and the anti-flap parameters as arrays.
+- lon/lat bounding boxes (a box crossing the antimeridian is stored as two boxes, a box reaching a pole spans
+  every longitude), used only as prefilters: an STRtree for arbitrary query boxes (long segments, large
+  margins) and, for the hot path, a :class:`geofence.grid.GridIndex` over the boxes grown by ``pad_m``;
+- per fence, a local east/north tangent frame at its centre (:mod:`geofence.frames`): exact at any latitude
+  and across the antimeridian; polygons are stored in its metres, circles measure geodesic distance;
+- circle radii, polygon boundaries and boxes in frame metres, and the anti-flap parameters as arrays.
 
 Invalid input raises :class:`vigil.errors.RejectedInput` with reason ``invalid_geometry``,
 ``radius_out_of_range``, ``too_many_fences`` or ``duplicate_fence_id``.
@@ -21,13 +21,16 @@ from typing import Sequence
 
 import numpy as np
 import shapely
-from pyproj import CRS, Transformer
-
+from geofence.frames import ecef, east_north, frame_params
+from geofence.grid import GridIndex
 from vigil.errors import RejectedInput
 
 M_PER_DEG_LAT = 110_574.0   # the smallest metres per degree of latitude (equator), so boxes err large
 M_PER_DEG_LON = 111_320.0   # metres per degree of longitude at the equator
 CIRCLE, POLYGON = 0, 1
+#: How far a fix may be from a fence and still need its exact test in the hot path, beyond the anti-flap
+#: margin: the longest fix-to-fix segment whose ``cross`` test uses the grid (longer ones use the STRtree).
+SEGMENT_PAD_M = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +108,6 @@ def add_pet_fence(existing: Sequence[CircleFence], new: CircleFence,
     return out
 
 
-def _aeqd(lat: float, lon: float) -> Transformer:
-    crs = CRS.from_dict({"proj": "aeqd", "lat_0": lat, "lon_0": lon, "datum": "WGS84", "units": "m"})
-    return Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-
-
 def wrap_lon(dlon):
     """Longitude difference(s) wrapped to [-180, 180) degrees."""
     return (np.asarray(dlon, dtype=float) + 180.0) % 360.0 - 180.0
@@ -141,9 +139,11 @@ class FenceSet:
     fence_id: np.ndarray        # int64 (n,)
     kind: np.ndarray            # int8 (n,): CIRCLE or POLYGON
     radius_m: np.ndarray        # float (n,); NaN for polygons
-    shape: np.ndarray           # object (n,): projected shapely Polygon, None for circles
-    centre: np.ndarray          # float (n, 2): lat, lon of each fence's projection centre (deg)
-    proj: list                  # Transformer per fence, built on first use for circles (see projection)
+    shape: np.ndarray           # object (n,): shapely Polygon in frame metres (prepared), None for circles
+    boundary: np.ndarray        # object (n,): its boundary, None for circles
+    frame_box: np.ndarray       # float (n, 4): polygon xmin, ymin, xmax, ymax in frame metres (NaN circles)
+    centre: np.ndarray          # float (n, 2): lat, lon of each fence's frame centre (deg)
+    frame: np.ndarray           # float (n, 9): frame parameters (geofence.frames.frame_params)
     box_lat: np.ndarray         # float (n, 2): lat min, max (deg)
     box_lon: np.ndarray         # float (n, 2): lon centre, half width (deg)
     af_on: np.ndarray           # bool (n,)
@@ -151,17 +151,13 @@ class FenceSet:
     min_fixes: np.ndarray       # int64 (n,)
     min_dwell_ms: np.ndarray    # int64 (n,)
     max_accuracy_m: np.ndarray  # float (n,)
+    pad_m: np.ndarray           # float (n,): margin the grid boxes are grown by (m)
     tree: shapely.STRtree
     tree_fence: np.ndarray      # int64: fence index of each tree box
+    grid: GridIndex             # over boxes grown by pad_m
 
     def __len__(self) -> int:
         return len(self.fences)
-
-    def projection(self, i: int) -> Transformer:
-        """Fence ``i``'s aeqd projection (lon/lat deg -> x/y m); circles build theirs lazily (~5 ms each)."""
-        if self.proj[i] is None:
-            self.proj[i] = _aeqd(*self.centre[i])
-        return self.proj[i]
 
     def index_of(self, fence_id) -> np.ndarray:
         """Fence indices of ``fence_id`` (int64 array-like); -1 where unknown."""
@@ -183,7 +179,6 @@ class FenceSet:
         kind = np.zeros(n, np.int8)
         radius = np.full(n, np.nan)
         shapes = np.empty(n, dtype=object)
-        projs: list = []
         centre = np.zeros((n, 2))
         box_lat = np.zeros((n, 2))
         box_lon = np.zeros((n, 2))
@@ -193,7 +188,6 @@ class FenceSet:
                     raise RejectedInput("radius_out_of_range" if abs(f.lat) <= 90 else "invalid_geometry",
                                         f"fence {f.fence_id}")
                 radius[i] = f.radius_m
-                projs.append(None)
                 centre[i] = f.lat, f.lon
                 half = f.radius_m / M_PER_DEG_LAT * 1.01 + 1e-6
                 box_lat[i] = f.lat - half, f.lat + half
@@ -210,9 +204,8 @@ class FenceSet:
                 box_lat[i] = lat_lo - pad_lat, lat_hi + pad_lat
                 box_lon[i] = wrap_lon(c_lon), (rel.max() - rel.min()) / 2 + pad_lon
                 centre[i] = (lat_lo + lat_hi) / 2, float(wrap_lon(c_lon))
-                proj = _aeqd(*centre[i])
-                projs.append(proj)
-                xy = [np.column_stack(proj.transform(r[:, 0], r[:, 1])) for r in rings]
+                par = frame_params(*centre[i])
+                xy = [np.column_stack(east_north(np.repeat(par, len(r), 0), ecef(r[:, 1], r[:, 0]))) for r in rings]
                 poly = shapely.Polygon(xy[0], xy[1:])
                 if not poly.is_valid or poly.is_empty or not np.isfinite(np.concatenate(xy)).all():
                     raise RejectedInput("invalid_geometry",
@@ -223,15 +216,28 @@ class FenceSet:
                 raise RejectedInput("invalid_geometry", f"unknown fence type {type(f).__name__}")
         boxes, owner = lonlat_boxes(box_lat[:, 0], box_lat[:, 1], box_lon[:, 0], box_lon[:, 1])
         af = [f.anti_flap for f in fences]
+        af_on = np.array([a.enabled for a in af], bool)
+        hyst = np.array([a.hysteresis_m for a in af], float)
+        max_acc = np.array([a.max_accuracy_m for a in af], float)
+        pad = np.where(af_on, np.maximum(hyst, max_acc), 0.0) + SEGMENT_PAD_M
+        grown_lat = np.column_stack([box_lat[:, 0] - pad / M_PER_DEG_LAT, box_lat[:, 1] + pad / M_PER_DEG_LAT])
+        grown_half = box_lon[:, 1] + pad / M_PER_DEG_LON / np.cos(np.radians(np.minimum(
+            np.abs(grown_lat).max(axis=1) if n else np.zeros(0), 89.9)))
+        gboxes, gowner = lonlat_boxes(grown_lat[:, 0], grown_lat[:, 1], box_lon[:, 0], grown_half)
+        g_lo = np.asarray(shapely.bounds(gboxes)).reshape(-1, 4)
+        frame_box = np.full((n, 4), np.nan)
+        poly = kind == POLYGON
+        if poly.any():
+            frame_box[poly] = shapely.bounds(shapes[poly])
         return cls(
-            fences=fences, fence_id=ids, kind=kind, radius_m=radius, shape=shapes, centre=centre, proj=projs,
-            box_lat=box_lat, box_lon=box_lon,
-            af_on=np.array([a.enabled for a in af], bool),
-            hysteresis_m=np.array([a.hysteresis_m for a in af], float),
+            fences=fences, fence_id=ids, kind=kind, radius_m=radius, shape=shapes,
+            boundary=np.where(poly, shapely.boundary(np.where(poly, shapes, None)), None),
+            frame_box=frame_box, centre=centre, frame=frame_params(centre[:, 0], centre[:, 1]).reshape(n, 9),
+            box_lat=box_lat, box_lon=box_lon, af_on=af_on, hysteresis_m=hyst,
             min_fixes=np.array([a.min_fixes for a in af], np.int64),
             min_dwell_ms=np.array([a.min_dwell_ms for a in af], np.int64),
-            max_accuracy_m=np.array([a.max_accuracy_m for a in af], float),
-            tree=shapely.STRtree(boxes), tree_fence=owner,
+            max_accuracy_m=max_acc, pad_m=pad, tree=shapely.STRtree(boxes), tree_fence=owner,
+            grid=GridIndex.build(g_lo[:, 1], g_lo[:, 3], g_lo[:, 0], g_lo[:, 2], gowner),
         )
 
 

@@ -26,13 +26,14 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from geofence.membership import near, segment_crosses, signed_distance
-from geofence.shapes import FenceSet
+from geofence.confirm import HOLD, IN, OUT, UNKNOWN, confirm
+from geofence.frames import ecef
+from geofence.membership import in_box, pair_distance, segment_crosses, segment_hits
+from geofence.shapes import SEGMENT_PAD_M, FenceSet
 from vigil.errors import RejectedInput
 
 ENTER, EXIT, CROSS = 1, 2, 3
 KIND_NAMES = {ENTER: "enter", EXIT: "exit", CROSS: "cross"}
-UNKNOWN, OUT, IN, HOLD = -1, 0, 1, 2
 _MAGIC = b"VGS1"
 
 
@@ -158,28 +159,22 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     acc0 = np.nan_to_num(e_acc, nan=0.0)
     nf = max(len(fs), 1)
 
-    # Evidence from membership, with per-fence margin.
-    hmax = float(fs.hysteresis_m[fs.af_on].max()) if fs.af_on.any() else 0.0
-    qmargin = np.where(fs.af_on.any(), np.maximum(acc0, hmax), 0.0)
-    p_fix, p_fence, p_d = near(fs, e_lat, e_lon, qmargin)
-    af = fs.af_on[p_fence]
-    p_margin = np.where(af, np.maximum(acc0[p_fix], fs.hysteresis_m[p_fence]), 0.0)
-    poor_p = af & (e_acc[p_fix] > fs.max_accuracy_m[p_fence])
-    keep = (p_d <= p_margin) & ~e_ctx[p_fix]
-    p_fix, p_fence, p_obs = p_fix[keep], p_fence[keep], np.where((p_d[keep] <= 0) & ~poor_p[keep], IN, HOLD)
-    p_obs = np.where((p_d[keep] > 0) & ~poor_p[keep] & ~af[keep], OUT, p_obs)
+    xyz = ecef(e_lat, e_lon).reshape(-1, 3)
 
-    # Cross candidates: consecutive fixes of one device, both outside the fence, accuracy fine.
-    seg_b = np.flatnonzero((e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= config.cross_max_gap_ms)) + 1
-    s_idx, c_fence = segment_crosses(fs, e_lat[seg_b - 1], e_lon[seg_b - 1], e_lat[seg_b], e_lon[seg_b])
-    c_row = seg_b[s_idx]
-    if len(c_row):
-        both = np.concatenate([c_row - 1, c_row])
-        d_both = signed_distance(fs, both, np.concatenate([c_fence, c_fence]), e_lat, e_lon)
-        ok = (d_both[:len(c_row)] > 0) & (d_both[len(c_row):] > 0)
-        poor_c = fs.af_on[c_fence] & ((e_acc[c_row - 1] > fs.max_accuracy_m[c_fence])
-                                      | (e_acc[c_row] > fs.max_accuracy_m[c_fence]))
-        c_row, c_fence = c_row[ok & ~poor_c], c_fence[ok & ~poor_c]
+    # Pairs of fixes and fences within the fence's pad; evidence from their distances.
+    g_fix, g_fence = fs.grid.query(e_lat, e_lon) if len(fs) else (np.zeros(0, np.int64),) * 2
+    sel = in_box(fs, g_fix, g_fence, e_lat, e_lon, fs.pad_m[g_fence]) if len(g_fix) else np.zeros(0, bool)
+    g_fix, g_fence = g_fix[sel], g_fence[sel]
+    af = fs.af_on[g_fence]
+    g_margin = np.where(af, np.maximum(acc0[g_fix], fs.hysteresis_m[g_fence]), 0.0)
+    g_d, g_in, g_e, g_n = pair_distance(fs, g_fence, xyz[g_fix], g_margin, depth=False)
+    g_poor = af & (e_acc[g_fix] > fs.max_accuracy_m[g_fence])
+    g_obs = np.where(g_poor, HOLD, np.where(g_in, IN, np.where(g_d <= g_margin, HOLD, OUT))).astype(np.int8)
+    keep = (g_in | (g_d <= g_margin)) & ~e_ctx[g_fix]
+    p_fix, p_fence, p_obs = g_fix[keep], g_fence[keep], g_obs[keep]
+
+    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, e_ctx, xyz,
+                              g_fix, g_fence, g_d, g_in, g_e, g_n)
 
     # Keys: state rows of these devices (fences still defined), near pairs, cross pairs.
     sk = np.flatnonzero(np.isin(state.key_device, ub))
@@ -218,32 +213,18 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     cross = np.zeros(off[-1], bool)
     cross[pos_of(c_row, c_fence)] = True
 
-    evid = obs != HOLD
-    busy = np.bincount(flat_key, cross | (evid & (obs != side[flat_key])) | (evid & (pend[flat_key] != UNKNOWN)),
-                       minlength=K) > 0
-    ev = ([], [], [], [], [], [], [])
-    for k in np.flatnonzero(busy):
-        f = int(k_fidx[k])
-        need = int(fs.min_fixes[f]) if fs.af_on[f] else 1
-        dwell = int(fs.min_dwell_ms[f]) if fs.af_on[f] else 0
-        s, p, t0, c = int(side[k]), int(pend[k]), int(since[k]), int(cnt[k])
-        for pos in range(off[k], off[k + 1]):
-            row, o = flat_row[pos], int(obs[pos])
-            if cross[pos] and s != IN:
-                _emit(ev, k_dev[k], fs.fence_id[f], CROSS, e_ts[row], e_ts[row - 1], e_lat[row], e_lon[row])
-            if o == HOLD:
-                continue
-            if s == UNKNOWN or o == s:
-                s, p, c = o, UNKNOWN, 0
-                continue
-            if p != o:
-                p, t0, c = o, int(e_ts[row]), 0
-            c += 1
-            if c >= need and e_ts[row] - t0 >= dwell:
-                _emit(ev, k_dev[k], fs.fence_id[f], ENTER if o == IN else EXIT, e_ts[row], t0,
-                      e_lat[row], e_lon[row])
-                s, p, c = o, UNKNOWN, 0
-        side[k], pend[k], since[k], cnt[k] = s, p, t0, c
+    need = np.where(fs.af_on[k_fidx], fs.min_fixes[k_fidx], 1) if len(fs) else np.ones(K, np.int64)
+    dwell = np.where(fs.af_on[k_fidx], fs.min_dwell_ms[k_fidx], 0) if len(fs) else np.zeros(K, np.int64)
+    res = confirm(flat_key, e_ts[flat_row], obs, side, pend, since, cnt, need, dwell)
+    side, pend, since, cnt = res.side, res.pending, res.since, res.count
+    fid = fs.fence_id if len(fs) else np.zeros(1, np.int64)
+    xr, xk = flat_row[res.event_pos], flat_key[res.event_pos]
+    cpos = np.flatnonzero(cross & (res.side_before != IN))
+    cr, ck = flat_row[cpos], flat_key[cpos]
+    ev = (np.concatenate([k_dev[xk], k_dev[ck]]), np.concatenate([fid[k_fidx[xk]], fid[k_fidx[ck]]]),
+          np.concatenate([np.where(res.event_side == IN, ENTER, EXIT), np.full(len(cr), CROSS)]),
+          np.concatenate([e_ts[xr], e_ts[cr]]), np.concatenate([res.event_since, e_ts[cr - 1]]),
+          np.concatenate([e_lat[xr], e_lat[cr]]), np.concatenate([e_lon[xr], e_lon[cr]]))
 
     # New state: untouched rows plus the processed keys worth keeping.
     keep_k = (side != OUT) | (pend != UNKNOWN)
@@ -275,9 +256,41 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     return new, _events(*ev)
 
 
-def _emit(ev, *values) -> None:
-    for col, v in zip(ev, values):
-        col.append(v)
+def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, e_ctx, xyz, g_fix, g_fence, g_d, g_in, g_e, g_n):
+    """(row, fence index) of ``cross`` candidates: the segment from the previous fix meets a fence that
+    neither fix is inside. Short segments reuse the grid pairs of both ends; long ones query the STRtree."""
+    nf = max(len(fs), 1)
+    seg = np.zeros(len(e_dev), bool)
+    seg[1:] = (e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= config.cross_max_gap_ms) & ~e_ctx[1:]
+    step_m = np.zeros(len(e_dev))
+    step_m[1:] = np.sqrt(((xyz[1:] - xyz[:-1]) ** 2).sum(axis=1))
+    short = seg & (step_m <= SEGMENT_PAD_M)
+    rows, fences = [], []
+    cand = short[g_fix] & ~g_in & (g_d < step_m[g_fix])
+    if cand.any():
+        key = g_fix * nf + g_fence
+        order = np.argsort(key)
+        ci = np.flatnonzero(cand)
+        want = (g_fix[ci] - 1) * nf + g_fence[ci]
+        at = order[np.minimum(np.searchsorted(key[order], want), len(order) - 1)]
+        ok = (key[at] == want) & ~g_in[at] & (g_d[at] < step_m[g_fix[ci]])
+        ci, at = ci[ok], at[ok]
+        hit = segment_hits(fs, g_fence[ci], g_e[at], g_n[at], g_e[ci], g_n[ci])
+        rows.append(g_fix[ci[hit]])
+        fences.append(g_fence[ci[hit]])
+    long_rows = np.flatnonzero(seg & ~short)
+    if len(long_rows):
+        s_idx, f = segment_crosses(fs, e_lat[long_rows - 1], e_lon[long_rows - 1], e_lat[long_rows], e_lon[long_rows])
+        r = long_rows[s_idx]
+        _, in_a, _, _ = pair_distance(fs, f, xyz[r - 1], depth=False)
+        _, in_b, _, _ = pair_distance(fs, f, xyz[r], depth=False)
+        rows.append(r[~in_a & ~in_b])
+        fences.append(f[~in_a & ~in_b])
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    row, fence = np.concatenate(rows), np.concatenate(fences)
+    poor = fs.af_on[fence] & ((e_acc[row - 1] > fs.max_accuracy_m[fence]) | (e_acc[row] > fs.max_accuracy_m[fence]))
+    return row[~poor], fence[~poor]
 
 
 def _events(device, fence, kind, ts, since, lat, lon) -> Events:

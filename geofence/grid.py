@@ -1,0 +1,105 @@
+"""A multi-level lat/lon cell index over fence boxes: the prefilter of the hot path, pure NumPy.
+
+Each box is registered in the cells it covers on the finest level where it covers at most ``MAX_CELLS``
+cells (levels are 4× coarser each). A query maps every point to one cell per non-empty level and expands the
+cell's fence list, so there is no per-point or per-fence Python work. Points on the cell grid are exact
+(integer cell keys), so a box is found whenever the point is inside it; the caller then applies the exact
+box and geometry tests. An STRtree needs a shapely Point per fix, which costs more than this whole lookup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_CELLS = 16
+LEVELS = 12
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Level:
+    cell_deg: float
+    n_lon: int
+    keys: np.ndarray      # int64, sorted unique cell keys
+    offsets: np.ndarray   # int64 (len(keys) + 1,): CSR offsets into ``items``
+    items: np.ndarray     # int64: box owner (fence index) per registration
+
+
+def _cell_ranges(cell, lat_lo, lat_hi, lon_lo, lon_hi):
+    n_lat = int(np.ceil(180.0 / cell))
+    i0 = np.clip(np.floor((lat_lo + 90.0) / cell), 0, n_lat - 1).astype(np.int64)
+    i1 = np.clip(np.floor((lat_hi + 90.0) / cell), 0, n_lat - 1).astype(np.int64)
+    j0 = np.floor((lon_lo + 180.0) / cell).astype(np.int64)
+    j1 = np.floor((lon_hi + 180.0) / cell).astype(np.int64)
+    return i0, i1, j0, j1
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class GridIndex:
+    levels: tuple[_Level, ...]
+
+    @classmethod
+    def build(cls, lat_lo, lat_hi, lon_lo, lon_hi, owner) -> "GridIndex":
+        """Boxes in degrees with ``-180 <= lon_lo <= lon_hi <= 180`` (split antimeridian boxes beforehand)."""
+        lat_lo, lat_hi = np.asarray(lat_lo, float), np.asarray(lat_hi, float)
+        lon_lo, lon_hi = np.asarray(lon_lo, float), np.asarray(lon_hi, float)
+        owner = np.asarray(owner, np.int64)
+        if len(owner) == 0:
+            return cls(())
+        extent = np.maximum(lat_hi - lat_lo, (lon_hi - lon_lo) * np.cos(np.radians(np.clip(
+            np.maximum(np.abs(lat_lo), np.abs(lat_hi)), 0, 89.0))))
+        base = 2.0 ** np.clip(np.round(np.log2(max(float(np.median(extent)), 1e-6))), -10, 0)
+        left = np.ones(len(owner), bool)
+        levels = []
+        for k in range(LEVELS):
+            cell = min(base * 4 ** k, 180.0)
+            i0, i1, j0, j1 = _cell_ranges(cell, lat_lo, lat_hi, lon_lo, lon_hi)
+            fits = left & (((i1 - i0 + 1) * (j1 - j0 + 1) <= MAX_CELLS) | (cell >= 180.0))
+            if fits.any():
+                levels.append(_register(cell, i0[fits], i1[fits], j0[fits], j1[fits], owner[fits]))
+            left &= ~fits
+            if not left.any():
+                break
+        return cls(tuple(levels))
+
+    def query(self, lat, lon) -> tuple[np.ndarray, np.ndarray]:
+        """(point index, owner) pairs for every registered box whose cells hold the point."""
+        lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+        pts, owners = [], []
+        for lv in self.levels:
+            i = np.clip(np.floor((lat + 90.0) / lv.cell_deg), 0, None).astype(np.int64)
+            j = np.floor(((lon + 180.0) % 360.0) / lv.cell_deg).astype(np.int64) % lv.n_lon
+            key = i * lv.n_lon + j
+            pos = np.minimum(np.searchsorted(lv.keys, key), len(lv.keys) - 1)
+            hit = lv.keys[pos] == key
+            start = lv.offsets[pos]
+            count = np.where(hit, lv.offsets[pos + 1] - start, 0)
+            total = int(count.sum())
+            if total == 0:
+                continue
+            p = np.repeat(np.arange(len(lat)), count)
+            first = np.cumsum(count) - count
+            at = np.repeat(start - first, count) + np.arange(total)
+            pts.append(p)
+            owners.append(lv.items[at])
+        if not pts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(pts), np.concatenate(owners)
+
+
+def _register(cell, i0, i1, j0, j1, owner) -> _Level:
+    n_lon = int(np.ceil(360.0 / cell))
+    n_i, n_j = i1 - i0 + 1, j1 - j0 + 1
+    count = n_i * n_j
+    total = int(count.sum())
+    box = np.repeat(np.arange(len(owner)), count)
+    local = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
+    ii = i0[box] + local // n_j[box]
+    jj = (j0[box] + local % n_j[box]) % n_lon
+    key = ii * n_lon + jj
+    width = int(owner.max()) + 1
+    pair = np.unique(key * width + owner[box])      # a box split at ±180 may share a cell with its twin
+    keys, starts = np.unique(pair // width, return_index=True)
+    offsets = np.append(starts, len(pair)).astype(np.int64)
+    return _Level(cell, n_lon, keys, offsets, pair % width)
