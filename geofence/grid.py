@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_CELLS = 16
+MAX_CELLS = 36
 LEVELS = 12
+DENSE_CELLS = 1 << 23     # a level whose cell window is at most this large gets a direct lookup table
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -24,6 +25,22 @@ class _Level:
     keys: np.ndarray      # int64, sorted unique cell keys
     offsets: np.ndarray   # int64 (len(keys) + 1,): CSR offsets into ``items``
     items: np.ndarray     # int64: box owner (fence index) per registration
+    window: tuple         # (i0, j0, rows, cols) of the dense table, or () without one
+    table: np.ndarray     # int32 (rows * cols,): index into ``keys`` per cell of the window, -1 empty
+
+    def slots(self, lat, lon) -> np.ndarray:
+        """Index into ``keys`` of each point's cell, -1 where the cell is empty."""
+        i = np.floor((lat + 90.0) * (1.0 / self.cell_deg)).astype(np.int64)
+        j = np.floor(((lon + 180.0) % 360.0) * (1.0 / self.cell_deg)).astype(np.int64) % self.n_lon
+        if self.window:
+            i0, j0, rows, cols = self.window
+            i -= i0
+            j = (j - j0) % self.n_lon
+            ok = (i >= 0) & (i < rows) & (j < cols)
+            return np.where(ok, self.table[np.where(ok, i * cols + j, 0)], -1)
+        key = i * self.n_lon + j
+        pos = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
+        return np.where(self.keys[pos] == key, pos, -1)
 
 
 def _cell_ranges(cell, lat_lo, lat_hi, lon_lo, lon_hi):
@@ -49,7 +66,7 @@ class GridIndex:
             return cls(())
         extent = np.maximum(lat_hi - lat_lo, (lon_hi - lon_lo) * np.cos(np.radians(np.clip(
             np.maximum(np.abs(lat_lo), np.abs(lat_hi)), 0, 89.0))))
-        base = 2.0 ** np.clip(np.round(np.log2(max(float(np.median(extent)), 1e-6))), -10, 0)
+        base = 2.0 ** np.clip(np.round(np.log2(max(float(np.median(extent)) / 3, 1e-6))), -12, 0)
         left = np.ones(len(owner), bool)
         levels = []
         for k in range(LEVELS):
@@ -68,17 +85,14 @@ class GridIndex:
         lat, lon = np.asarray(lat, float), np.asarray(lon, float)
         pts, owners = [], []
         for lv in self.levels:
-            i = np.clip(np.floor((lat + 90.0) / lv.cell_deg), 0, None).astype(np.int64)
-            j = np.floor(((lon + 180.0) % 360.0) / lv.cell_deg).astype(np.int64) % lv.n_lon
-            key = i * lv.n_lon + j
-            pos = np.minimum(np.searchsorted(lv.keys, key), len(lv.keys) - 1)
-            hit = lv.keys[pos] == key
-            start = lv.offsets[pos]
-            count = np.where(hit, lv.offsets[pos + 1] - start, 0)
-            total = int(count.sum())
-            if total == 0:
+            slot = lv.slots(lat, lon)
+            pt = np.flatnonzero(slot >= 0)
+            if len(pt) == 0:
                 continue
-            p = np.repeat(np.arange(len(lat)), count)
+            start = lv.offsets[slot[pt]]
+            count = lv.offsets[slot[pt] + 1] - start
+            total = int(count.sum())
+            p = np.repeat(pt, count)
             first = np.cumsum(count) - count
             at = np.repeat(start - first, count) + np.arange(total)
             pts.append(p)
@@ -102,4 +116,17 @@ def _register(cell, i0, i1, j0, j1, owner) -> _Level:
     pair = np.unique(key * width + owner[box])      # a box split at ±180 may share a cell with its twin
     keys, starts = np.unique(pair // width, return_index=True)
     offsets = np.append(starts, len(pair)).astype(np.int64)
-    return _Level(cell, n_lon, keys, offsets, pair % width)
+    ci, cj = keys // n_lon, keys % n_lon
+    i_lo, rows = int(ci.min()), int(ci.max() - ci.min() + 1)
+    # The window in longitude starts after the widest empty gap, so a cluster across ±180 stays compact.
+    uj = np.unique(cj)
+    gaps = np.diff(np.append(uj, uj[0] + n_lon))
+    g = int(np.argmax(gaps))
+    j_lo = int(uj[(g + 1) % len(uj)])
+    cols = int(n_lon - gaps[g] + 1)
+    window, table = (), np.zeros(0, np.int32)
+    if rows * cols <= DENSE_CELLS:
+        window = (i_lo, j_lo, rows, cols)
+        table = np.full(rows * cols, -1, np.int32)
+        table[(ci - i_lo) * cols + (cj - j_lo) % n_lon] = np.arange(len(keys), dtype=np.int32)
+    return _Level(cell, n_lon, keys, offsets, pair % width, window, table)

@@ -39,6 +39,13 @@ def in_box(fs: FenceSet, fix, fence, lat, lon, margin_m) -> np.ndarray:
     return ok & (np.abs(wrap_lon(lon[fix] - fs.box_lon[fence, 0])) <= half)
 
 
+def in_grown_box(fs: FenceSet, fence, lat, lon) -> np.ndarray:
+    """Per pair: is the point (deg) inside the fence's box grown by its ``pad_m`` (precomputed)?"""
+    g = fs.grown_box[fence]
+    d = np.abs(lon - g[:, 2])
+    return (lat >= g[:, 0]) & (lat <= g[:, 1]) & ((d <= g[:, 3]) | (d >= 360.0 - g[:, 3]))
+
+
 def candidates(fs: FenceSet, lat, lon, margin_m) -> tuple[np.ndarray, np.ndarray]:
     """(fix, fence) pairs whose fence box, grown by ``margin_m`` (m, per fix), holds the fix; unsorted.
 

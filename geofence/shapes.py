@@ -152,6 +152,7 @@ class FenceSet:
     min_dwell_ms: np.ndarray    # int64 (n,)
     max_accuracy_m: np.ndarray  # float (n,)
     pad_m: np.ndarray           # float (n,): margin the grid boxes are grown by (m)
+    grown_box: np.ndarray       # float (n, 4): lat min, lat max, lon centre, lon half width, grown by pad_m
     tree: shapely.STRtree
     tree_fence: np.ndarray      # int64: fence index of each tree box
     grid: GridIndex             # over boxes grown by pad_m
@@ -236,7 +237,9 @@ class FenceSet:
             box_lat=box_lat, box_lon=box_lon, af_on=af_on, hysteresis_m=hyst,
             min_fixes=np.array([a.min_fixes for a in af], np.int64),
             min_dwell_ms=np.array([a.min_dwell_ms for a in af], np.int64),
-            max_accuracy_m=max_acc, pad_m=pad, tree=shapely.STRtree(boxes), tree_fence=owner,
+            max_accuracy_m=max_acc, pad_m=pad,
+            grown_box=np.column_stack([grown_lat, box_lon[:, 0], np.minimum(grown_half, 180.0)]).reshape(n, 4),
+            tree=shapely.STRtree(boxes), tree_fence=owner,
             grid=GridIndex.build(g_lo[:, 1], g_lo[:, 3], g_lo[:, 0], g_lo[:, 2], gowner),
         )
 

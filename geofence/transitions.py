@@ -1,6 +1,6 @@
 """Enter / exit / cross events from consecutive memberships, with anti-flap, as a pure ``step``.
 
-State (:class:`GeofenceState`) is two small columnar tables:
+State (:class:`geofence.state.GeofenceState`) is two small columnar tables:
 
 - per device: the last processed fix (ts, lat, lon, accuracy), so the next batch's first fix has a predecessor
   for ``cross`` and fixes at or before it are ignored (a replay after a restart does not re-fire);
@@ -20,21 +20,20 @@ and neither fix has too poor an accuracy.
 
 from __future__ import annotations
 
-import json
-import struct
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 from geofence.confirm import HOLD, IN, OUT, UNKNOWN, confirm
 from geofence.frames import ecef
-from geofence.membership import in_box, pair_distance, segment_crosses, segment_hits
+from geofence.membership import in_grown_box, pair_distance, segment_crosses, segment_hits
 from geofence.shapes import SEGMENT_PAD_M, FenceSet
+from geofence.state import CROSS, ENTER, EXIT, KIND_NAMES, Events, GeofenceState, _events
 from vigil.errors import RejectedInput
 
-ENTER, EXIT, CROSS = 1, 2, 3
-KIND_NAMES = {ENTER: "enter", EXIT: "exit", CROSS: "cross"}
-_MAGIC = b"VGS1"
+__all__ = ["CROSS", "ENTER", "EXIT", "KIND_NAMES", "Events", "GeofenceState", "StepConfig", "step"]
+
+_NONE = np.zeros(0, np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,80 +41,16 @@ class StepConfig:
     cross_max_gap_ms: int = 600_000   # 10 min: beyond that a straight line between two fixes is a guess
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Events:
-    """Columnar events, sorted by (device, ts_ms, fence, kind). ``fence`` is the fence_id (not an index).
-
-    ``lat``/``lon``/``ts_ms`` are of the fix that confirmed the event; ``since_ms`` is when the new side was
-    first seen (enter/exit) or the previous fix's time (cross).
-    """
-    device: np.ndarray    # int64
-    fence: np.ndarray     # int64 fence_id
-    kind: np.ndarray      # int8: ENTER, EXIT, CROSS
-    ts_ms: np.ndarray     # int64 UTC ms
-    since_ms: np.ndarray  # int64 UTC ms
-    lat: np.ndarray       # float64 deg
-    lon: np.ndarray       # float64 deg
-
-    def __len__(self) -> int:
-        return len(self.device)
-
-    def rows(self) -> list[tuple]:
-        """(device, fence, kind name, ts_ms) tuples: for tests and logs, not hot paths."""
-        return [(int(d), int(f), KIND_NAMES[int(k)], int(t))
-                for d, f, k, t in zip(self.device, self.fence, self.kind, self.ts_ms)]
-
-
-_DEV_COLS = (("device", "<i8"), ("last_ts", "<i8"), ("last_lat", "<f8"), ("last_lon", "<f8"), ("last_acc", "<f8"))
-_KEY_COLS = (("key_device", "<i8"), ("key_fence", "<i8"), ("side", "i1"), ("pending", "i1"),
-             ("pending_since_ms", "<i8"), ("pending_count", "<i8"))
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class GeofenceState:
-    """Immutable; per-device table sorted by device, per-key table sorted by (device, fence_id)."""
-    device: np.ndarray
-    last_ts: np.ndarray
-    last_lat: np.ndarray
-    last_lon: np.ndarray
-    last_acc: np.ndarray
-    key_device: np.ndarray
-    key_fence: np.ndarray
-    side: np.ndarray
-    pending: np.ndarray
-    pending_since_ms: np.ndarray
-    pending_count: np.ndarray
-
-    @classmethod
-    def empty(cls) -> "GeofenceState":
-        return cls(**{name: np.zeros(0, dt) for name, dt in _DEV_COLS + _KEY_COLS})
-
-    def to_bytes(self) -> bytes:
-        """Magic, JSON header (names, dtypes, lengths), raw little-endian columns."""
-        cols = [(name, np.ascontiguousarray(getattr(self, name), dt)) for name, dt in _DEV_COLS + _KEY_COLS]
-        header = json.dumps([[k, v.dtype.str, len(v)] for k, v in cols]).encode()
-        return b"".join([_MAGIC, struct.pack("<I", len(header)), header] + [v.tobytes() for _, v in cols])
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> "GeofenceState":
-        if data[:4] != _MAGIC:
-            raise RejectedInput("invalid_state", "not a serialised GeofenceState")
-        (hlen,) = struct.unpack_from("<I", data, 4)
-        offset = 8 + hlen
-        cols = {}
-        for name, dtype, n in json.loads(data[8:offset]):
-            dt = np.dtype(dtype)
-            cols[name] = np.frombuffer(data, dt, n, offset).copy()
-            offset += n * dt.itemsize
-        return cls(**cols)
-
-    def equals(self, other: "GeofenceState") -> bool:
-        return all(np.array_equal(getattr(self, f.name), getattr(other, f.name), equal_nan=True)
-                   for f in fields(self))
-
-
 def _col(fixes, name, dtype):
     return np.asarray(fixes[name] if isinstance(fixes, dict) else getattr(fixes, name), dtype)
+
+
+def _member(sorted_values: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(found mask, position) of each ``x`` in the sorted unique ``sorted_values``."""
+    if len(sorted_values) == 0:
+        return np.zeros(len(x), bool), np.zeros(len(x), np.int64)
+    pos = np.minimum(np.searchsorted(sorted_values, x), len(sorted_values) - 1)
+    return sorted_values[pos] == x, pos
 
 
 def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepConfig()
@@ -132,52 +67,55 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     acc = _col(fixes, "accuracy_m", float)
     if len(dev) > 1 and ((np.diff(dev) < 0) | ((np.diff(dev) == 0) & (np.diff(ts) < 0))).any():
         raise RejectedInput("unsorted_fixes", "fixes must be sorted by (device, ts_ms)")
-    sd = np.searchsorted(state.device, dev)
-    known = (sd < len(state.device)) & (state.device[np.minimum(sd, len(state.device) - 1)] == dev) \
-        if len(state.device) else np.zeros(len(dev), bool)
-    prev_ts = np.where(known, state.last_ts[np.minimum(sd, max(len(state.device) - 1, 0))]
-                       if len(state.device) else 0, np.iinfo(np.int64).min)
-    fresh = ts > prev_ts
-    dev, ts, lat, lon, acc = dev[fresh], ts[fresh], lat[fresh], lon[fresh], acc[fresh]
-    if len(dev) == 0:
-        return state, _events([], [], [], [], [], [], [])
+    known, sd = _member(state.device, dev)
+    if known.any():
+        fresh = ~known | (ts > state.last_ts[sd])
+        if not fresh.all():
+            dev, ts, lat, lon, acc = dev[fresh], ts[fresh], lat[fresh], lon[fresh], acc[fresh]
+    n = len(dev)
+    if n == 0:
+        return state, _events(*([],) * 7)
 
-    # Extended stream: each known device's last fix (context, no evidence) before its new fixes.
-    ub = np.unique(dev)
-    ci = np.searchsorted(state.device, ub)
-    has = (ci < len(state.device))
-    has[has] = state.device[ci[has]] == ub[has]
-    ci = ci[has]
-    e_dev = np.concatenate([state.device[ci], dev])
-    e_ts = np.concatenate([state.last_ts[ci], ts])
-    e_lat = np.concatenate([state.last_lat[ci], lat])
-    e_lon = np.concatenate([state.last_lon[ci], lon])
-    e_acc = np.concatenate([state.last_acc[ci], acc])
-    e_ctx = np.concatenate([np.ones(len(ci), bool), np.zeros(len(dev), bool)])
-    order = np.lexsort((~e_ctx, e_ts, e_dev))
-    e_dev, e_ts, e_lat, e_lon, e_acc, e_ctx = (a[order] for a in (e_dev, e_ts, e_lat, e_lon, e_acc, e_ctx))
-    acc0 = np.nan_to_num(e_acc, nan=0.0)
+    # Extended stream: each known device's last fix (context, no evidence) just before its new fixes.
+    ub = dev[np.concatenate([[True], dev[1:] != dev[:-1]])]
+    has, ci = _member(state.device, ub)
+    ci, ctx_dev = ci[has], ub[has]
+    new_pos = np.arange(n) + np.searchsorted(ctx_dev, dev, "right")
+    ctx_pos = np.searchsorted(dev, ctx_dev, "left") + np.arange(len(ci))
+    m = n + len(ci)
+
+    def stream(new, old):
+        out = np.empty(m, new.dtype)
+        out[new_pos] = new
+        out[ctx_pos] = old
+        return out
+
+    e_dev = stream(dev, ctx_dev)
+    e_ts = stream(ts, state.last_ts[ci])
+    e_lat, e_lon = stream(lat, state.last_lat[ci]), stream(lon, state.last_lon[ci])
+    e_acc = stream(acc, state.last_acc[ci])
+    e_ctx = np.ones(m, bool)
+    e_ctx[new_pos] = False
+    xyz = ecef(e_lat, e_lon).reshape(-1, 3)
     nf = max(len(fs), 1)
 
-    xyz = ecef(e_lat, e_lon).reshape(-1, 3)
-
-    # Pairs of fixes and fences within the fence's pad; evidence from their distances.
-    g_fix, g_fence = fs.grid.query(e_lat, e_lon) if len(fs) else (np.zeros(0, np.int64),) * 2
-    sel = in_box(fs, g_fix, g_fence, e_lat, e_lon, fs.pad_m[g_fence]) if len(g_fix) else np.zeros(0, bool)
-    g_fix, g_fence = g_fix[sel], g_fence[sel]
+    # Evidence: new fixes against the fences whose grown box holds them.
+    g_fix, g_fence = fs.grid.query(lat, lon) if len(fs) else (_NONE, _NONE)
+    sel = in_grown_box(fs, g_fence, lat[g_fix], lon[g_fix])
+    g_row, g_fence = new_pos[g_fix[sel]], g_fence[sel]
     af = fs.af_on[g_fence]
-    g_margin = np.where(af, np.maximum(acc0[g_fix], fs.hysteresis_m[g_fence]), 0.0)
-    g_d, g_in, g_e, g_n = pair_distance(fs, g_fence, xyz[g_fix], g_margin, depth=False)
-    g_poor = af & (e_acc[g_fix] > fs.max_accuracy_m[g_fence])
-    g_obs = np.where(g_poor, HOLD, np.where(g_in, IN, np.where(g_d <= g_margin, HOLD, OUT))).astype(np.int8)
-    keep = (g_in | (g_d <= g_margin)) & ~e_ctx[g_fix]
-    p_fix, p_fence, p_obs = g_fix[keep], g_fence[keep], g_obs[keep]
-
-    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, e_ctx, xyz,
-                              g_fix, g_fence, g_d, g_in, g_e, g_n)
+    acc_g = np.nan_to_num(e_acc[g_row], nan=0.0)
+    g_margin = np.where(af, np.maximum(acc_g, fs.hysteresis_m[g_fence]), 0.0)
+    g_d, g_in, _, _ = pair_distance(fs, g_fence, xyz[g_row], g_margin, depth=False)
+    g_poor = af & (e_acc[g_row] > fs.max_accuracy_m[g_fence])
+    near = g_in | (g_d <= g_margin)
+    p_fix, p_fence = g_row[near], g_fence[near]
+    p_obs = np.where(g_poor[near], HOLD, np.where(g_in[near], IN, HOLD)).astype(np.int8)
+    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, xyz,
+                              g_row[~g_in], g_fence[~g_in], g_d[~g_in])
 
     # Keys: state rows of these devices (fences still defined), near pairs, cross pairs.
-    sk = np.flatnonzero(np.isin(state.key_device, ub))
+    sk = np.flatnonzero(_member(ub, state.key_device)[0])
     sk_f = fs.index_of(state.key_fence[sk])
     sk_live = sk[sk_f >= 0]
     k_dev = np.concatenate([state.key_device[sk_live], e_dev[p_fix], e_dev[c_row]])
@@ -185,8 +123,7 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     comp, first = np.unique(np.searchsorted(ub, k_dev) * nf + k_fidx, return_index=True)
     k_dev, k_fidx = k_dev[first], k_fidx[first]
     K = len(comp)
-    side = np.full(K, OUT, np.int8)
-    side[~np.isin(k_dev, state.device)] = UNKNOWN
+    side = np.where(_member(ctx_dev, k_dev)[0], OUT, UNKNOWN).astype(np.int8)
     pend = np.full(K, UNKNOWN, np.int8)
     since = np.zeros(K, np.int64)
     cnt = np.zeros(K, np.int64)
@@ -195,7 +132,7 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
         side[at], pend[at] = state.side[sk_live], state.pending[sk_live]
         since[at], cnt[at] = state.pending_since_ms[sk_live], state.pending_count[sk_live]
 
-    # Flattened (key, fix of its device) evidence.
+    # Flattened (key, fix of its device) evidence: out by default, then the near pairs and crosses.
     lo = np.searchsorted(e_dev, k_dev, "left")
     L = np.searchsorted(e_dev, k_dev, "right") - lo
     off = np.concatenate([[0], np.cumsum(L)])
@@ -221,63 +158,67 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     xr, xk = flat_row[res.event_pos], flat_key[res.event_pos]
     cpos = np.flatnonzero(cross & (res.side_before != IN))
     cr, ck = flat_row[cpos], flat_key[cpos]
-    ev = (np.concatenate([k_dev[xk], k_dev[ck]]), np.concatenate([fid[k_fidx[xk]], fid[k_fidx[ck]]]),
-          np.concatenate([np.where(res.event_side == IN, ENTER, EXIT), np.full(len(cr), CROSS)]),
-          np.concatenate([e_ts[xr], e_ts[cr]]), np.concatenate([res.event_since, e_ts[cr - 1]]),
-          np.concatenate([e_lat[xr], e_lat[cr]]), np.concatenate([e_lon[xr], e_lon[cr]]))
+    events = _events(np.concatenate([k_dev[xk], k_dev[ck]]), np.concatenate([fid[k_fidx[xk]], fid[k_fidx[ck]]]),
+                     np.concatenate([np.where(res.event_side == IN, ENTER, EXIT), np.full(len(cr), CROSS)]),
+                     np.concatenate([e_ts[xr], e_ts[cr]]), np.concatenate([res.event_since, e_ts[cr - 1]]),
+                     np.concatenate([e_lat[xr], e_lat[cr]]), np.concatenate([e_lon[xr], e_lon[cr]]))
 
     # New state: untouched rows plus the processed keys worth keeping.
     keep_k = (side != OUT) | (pend != UNKNOWN)
     rest = np.ones(len(state.key_device), bool)
     rest[sk_live] = False
     kd = np.concatenate([state.key_device[rest], k_dev[keep_k]])
-    kf = np.concatenate([state.key_fence[rest], fs.fence_id[k_fidx[keep_k]] if len(fs) else k_fidx[keep_k]])
+    kf = np.concatenate([state.key_fence[rest], fid[k_fidx[keep_k]]])
     korder = np.lexsort((kf, kd))
     last = np.searchsorted(e_dev, ub, "right") - 1
-    drest = ~np.isin(state.device, ub)
-    dd = np.concatenate([state.device[drest], ub])
-    dorder = np.argsort(dd, kind="stable")
+    drest = np.ones(len(state.device), bool)
+    drest[ci] = False
+    kept = state.device[drest]
+    d_pos = np.arange(len(kept)) + np.searchsorted(ub, kept)     # merge two sorted, disjoint device lists
+    u_pos = np.arange(len(ub)) + np.searchsorted(kept, ub)
 
-    def cat(a, b):
-        return np.concatenate([a, b])
+    def merged(old, new):
+        out = np.empty(len(kept) + len(ub), new.dtype)
+        out[d_pos] = old[drest]
+        out[u_pos] = new
+        return out
 
     new = GeofenceState(
-        device=dd[dorder],
-        last_ts=cat(state.last_ts[drest], e_ts[last])[dorder],
-        last_lat=cat(state.last_lat[drest], e_lat[last])[dorder],
-        last_lon=cat(state.last_lon[drest], e_lon[last])[dorder],
-        last_acc=cat(state.last_acc[drest], e_acc[last])[dorder],
+        device=merged(state.device, ub), last_ts=merged(state.last_ts, e_ts[last]),
+        last_lat=merged(state.last_lat, e_lat[last]), last_lon=merged(state.last_lon, e_lon[last]),
+        last_acc=merged(state.last_acc, e_acc[last]),
         key_device=kd[korder], key_fence=kf[korder],
-        side=cat(state.side[rest], side[keep_k])[korder],
-        pending=cat(state.pending[rest], pend[keep_k])[korder],
-        pending_since_ms=cat(state.pending_since_ms[rest], since[keep_k])[korder],
-        pending_count=cat(state.pending_count[rest], cnt[keep_k])[korder],
+        side=np.concatenate([state.side[rest], side[keep_k]])[korder],
+        pending=np.concatenate([state.pending[rest], pend[keep_k]])[korder],
+        pending_since_ms=np.concatenate([state.pending_since_ms[rest], since[keep_k]])[korder],
+        pending_count=np.concatenate([state.pending_count[rest], cnt[keep_k]])[korder],
     )
-    return new, _events(*ev)
+    return new, events
 
 
-def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, e_ctx, xyz, g_fix, g_fence, g_d, g_in, g_e, g_n):
-    """(row, fence index) of ``cross`` candidates: the segment from the previous fix meets a fence that
-    neither fix is inside. Short segments reuse the grid pairs of both ends; long ones query the STRtree."""
-    nf = max(len(fs), 1)
-    seg = np.zeros(len(e_dev), bool)
-    seg[1:] = (e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= config.cross_max_gap_ms) & ~e_ctx[1:]
-    step_m = np.zeros(len(e_dev))
-    step_m[1:] = np.sqrt(((xyz[1:] - xyz[:-1]) ** 2).sum(axis=1))
-    short = seg & (step_m <= SEGMENT_PAD_M)
+def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, xyz, o_row, o_fence, o_d):
+    """(row, fence index) of ``cross`` events-to-be: the segment from the device's previous fix meets a fence
+    that neither fix is inside. ``o_*``: the pairs of new fixes outside a fence within its grown box.
+
+    A segment up to ``SEGMENT_PAD_M`` long can only meet fences whose grown box holds its end, so those come
+    from the evidence pairs; longer segments query the STRtree.
+    """
+    m = len(e_dev)
+    seg = np.zeros(m, bool)
+    seg[1:] = (e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= config.cross_max_gap_ms)
+    seg_m = np.zeros(m)
+    seg_m[1:] = np.sqrt(((xyz[1:] - xyz[:-1]) ** 2).sum(axis=1))
+    short = seg & (seg_m <= SEGMENT_PAD_M)
     rows, fences = [], []
-    cand = short[g_fix] & ~g_in & (g_d < step_m[g_fix])
+    cand = short[o_row] & (o_d < seg_m[o_row])
     if cand.any():
-        key = g_fix * nf + g_fence
-        order = np.argsort(key)
-        ci = np.flatnonzero(cand)
-        want = (g_fix[ci] - 1) * nf + g_fence[ci]
-        at = order[np.minimum(np.searchsorted(key[order], want), len(order) - 1)]
-        ok = (key[at] == want) & ~g_in[at] & (g_d[at] < step_m[g_fix[ci]])
-        ci, at = ci[ok], at[ok]
-        hit = segment_hits(fs, g_fence[ci], g_e[at], g_n[at], g_e[ci], g_n[ci])
-        rows.append(g_fix[ci[hit]])
-        fences.append(g_fence[ci[hit]])
+        r, f = o_row[cand], o_fence[cand]
+        _, in_a, ea, na = pair_distance(fs, f, xyz[r - 1], depth=False)
+        _, _, eb, nb = pair_distance(fs, f, xyz[r], depth=False)
+        hit = ~in_a
+        hit[hit] = segment_hits(fs, f[hit], ea[hit], na[hit], eb[hit], nb[hit])
+        rows.append(r[hit])
+        fences.append(f[hit])
     long_rows = np.flatnonzero(seg & ~short)
     if len(long_rows):
         s_idx, f = segment_crosses(fs, e_lat[long_rows - 1], e_lon[long_rows - 1], e_lat[long_rows], e_lon[long_rows])
@@ -287,15 +228,7 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, e_ctx, xyz, g_fix, g_
         rows.append(r[~in_a & ~in_b])
         fences.append(f[~in_a & ~in_b])
     if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return _NONE, _NONE
     row, fence = np.concatenate(rows), np.concatenate(fences)
     poor = fs.af_on[fence] & ((e_acc[row - 1] > fs.max_accuracy_m[fence]) | (e_acc[row] > fs.max_accuracy_m[fence]))
     return row[~poor], fence[~poor]
-
-
-def _events(device, fence, kind, ts, since, lat, lon) -> Events:
-    e = Events(np.asarray(device, np.int64), np.asarray(fence, np.int64), np.asarray(kind, np.int8),
-               np.asarray(ts, np.int64), np.asarray(since, np.int64), np.asarray(lat, float),
-               np.asarray(lon, float))
-    o = np.lexsort((e.kind, e.fence, e.ts_ms, e.device))
-    return Events(*(getattr(e, f.name)[o] for f in fields(e)))

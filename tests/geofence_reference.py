@@ -10,7 +10,8 @@ import numpy as np
 
 from geofence.membership import near, segment_crosses, signed_distance
 from geofence.shapes import FenceSet
-from geofence.transitions import CROSS, ENTER, EXIT, GeofenceState, StepConfig, _events
+from geofence.state import CROSS, ENTER, EXIT, GeofenceState, _events
+from geofence.transitions import StepConfig
 from vigil.errors import RejectedInput
 
 UNKNOWN, OUT, IN, HOLD = -1, 0, 1, 2
