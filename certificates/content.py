@@ -80,6 +80,13 @@ def fine_assist(fixes: dict, at_ms: int, place: tuple[float, float] | None, cfg:
               for i, role in used]
     if place is not None:
         points.append({"lat": _r(place[0], 6), "lon": _r(place[1], 6), "label": "alleged place"})
+    view = None
+    if attested:
+        half = max(3.0 * float(est.radius_m[0]), 250.0)
+        dist = (findings["alleged_place"] or {}).get("distance_m")
+        if dist is not None and dist < 5_000.0:
+            half = max(half, 1.2 * dist)
+        view = {"lat": _r(est.lat[0], 6), "lon": _r(est.lon[0], 6), "radius_m": _r(half, 1)}
     return {
         "subject": {"moment": iso_ms(at_ms),
                     "alleged_place": {"lat": _r(place[0], 6), "lon": _r(place[1], 6)} if place else None},
@@ -88,7 +95,7 @@ def fine_assist(fixes: dict, at_ms: int, place: tuple[float, float] | None, cfg:
                        "default_accuracy_m": cfg.default_accuracy_m, "speed_margin_mps": cfg.speed_margin_mps},
         "findings": findings,
         "map": {"lines": [[[_r(fixes["lat"][i], 6), _r(fixes["lon"][i], 6)] for i in near]] if len(near) else [],
-                "points": points, "circle": dict(findings["position"]) if attested else None},
+                "points": points, "circle": dict(findings["position"]) if attested else None, "view": view},
     }
 
 
@@ -136,7 +143,7 @@ def period_map(trip_start_ms, trip_end_ms, ts_ms, lat, lon) -> dict:
     for trip in np.unique(k[idx]):
         sel = idx[k[idx] == trip]
         lines.append([[_r(lat[i], 3), _r(lon[i], 3)] for i in sel])
-    return {"lines": lines, "points": [], "circle": None}
+    return {"lines": lines, "points": [], "circle": None, "view": None}
 
 
 def driving_style(style: dict, start_ms: int | None, end_ms: int | None, trip_map: dict) -> dict:

@@ -16,6 +16,7 @@ from fpdf.enums import XPos, YPos
 
 from certificates.pdfmap import draw_map
 
+SIGNATURE_MM = 48   # height of the signature block under the map
 TITLES = {"fine_assist": "Fine-assist certificate: where the vehicle was",
           "driving_style": "Driving-style certificate", "vehicle_usage": "Vehicle-usage certificate"}
 
@@ -23,6 +24,11 @@ TITLES = {"fine_assist": "Fine-assist certificate: where the vehicle was",
 def _latin(text: str) -> str:
     """The built-in PDF fonts are Latin-1; anything else shows as '?' (the embedded JSON is exact)."""
     return str(text).encode("latin-1", "replace").decode("latin-1")
+
+
+def _text(value) -> str:
+    return {None: "-", True: "yes", False: "no"}.get(value, str(value)) if not isinstance(value, (int, float)) \
+        or isinstance(value, bool) else str(value)
 
 
 def _lines(value, prefix: str = "") -> list[tuple[str, str]]:
@@ -35,9 +41,9 @@ def _lines(value, prefix: str = "") -> list[tuple[str, str]]:
         return out
     if isinstance(value, list):
         if all(isinstance(v, dict) for v in value) and value:
-            return [(prefix.rstrip(" /"), ", ".join(f"{k}={v}" for k, v in item.items())) for item in value]
+            return [(prefix.rstrip(" /"), ", ".join(f"{k}={_text(v)}" for k, v in item.items())) for item in value]
         return [(prefix.rstrip(": /"), json.dumps(value))]
-    return [(prefix.rstrip(": "), "-" if value is None else str(value))]
+    return [(prefix.rstrip(": "), _text(value))]
 
 
 def _qr(pdf: FPDF, url: str, x: float, y: float, size: float) -> None:
@@ -89,12 +95,15 @@ def render_pdf(document: bytes) -> bytes:
         pdf.set_font("Helvetica", "", 8.5)
     for label, text in _lines(findings):
         _row(pdf, label, text, width=55, height=4.2)
-    if pdf.get_y() > 297 - 15 - 95 - 50:
+    # The map shrinks (down to 60 mm) to keep the certificate on one page; below that it moves on.
+    room = pdf.h - pdf.b_margin - pdf.get_y() - 2 - SIGNATURE_MM
+    if room < 60:
         pdf.add_page()
+        room = 90
     pdf.ln(2)
-    top = pdf.get_y()
-    draw_map(pdf, cert.get("map") or {}, pdf.l_margin, top, 190 - 2 * (pdf.l_margin - 10), 90)
-    pdf.set_xy(pdf.l_margin, top + 92)
+    top, map_h = pdf.get_y(), min(90.0, room)
+    draw_map(pdf, cert.get("map") or {}, pdf.l_margin, top, pdf.epw, map_h)
+    pdf.set_xy(pdf.l_margin, top + map_h + 2)
     pdf.set_font("Helvetica", "B", 11)
     pdf.cell(0, 7, "Signature", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     y = pdf.get_y()

@@ -21,17 +21,21 @@ def _nice(length_m: float) -> float:
 
 def draw_map(pdf: FPDF, the_map: dict, x: float, y: float, w: float, h: float) -> None:
     """Draw ``the_map`` ({"lines": [[[lat, lon], …]], "points": [{lat, lon, label}], "circle": {lat, lon,
-    radius_m} | None}) in the box (x, y, w, h) mm."""
+    radius_m} | None, "view": {lat, lon, radius_m} | None}) in the box (x, y, w, h) mm. Without a view the
+    map fits everything; with one it shows that window and clips the rest."""
     pdf.set_draw_color(120, 120, 120)
     pdf.set_line_width(0.2)
     pdf.rect(x, y, w, h)
     pts = [tuple(p) for line in the_map.get("lines", []) for p in line]
     pts += [(p["lat"], p["lon"]) for p in the_map.get("points", [])]
     circle = the_map.get("circle")
+    view = the_map.get("view")
     extra_m = 0.0
     if circle:
         pts.append((circle["lat"], circle["lon"]))
         extra_m = circle["radius_m"]
+    if view:                     # a fixed window (clipped): what matters, not all the context
+        pts, extra_m = [(view["lat"], view["lon"])], view["radius_m"]
     if not pts:
         pdf.set_font("Helvetica", "I", 9)
         pdf.set_xy(x, y + h / 2 - 3)
@@ -53,6 +57,12 @@ def draw_map(pdf: FPDF, the_map: dict, x: float, y: float, w: float, h: float) -
     def page(lat: float, lon: float) -> tuple[float, float]:
         return x + w / 2 + (lon * k - cx) * scale, y + h / 2 - (lat - cy) * scale
 
+    with pdf.rect_clip(x, y, w, h):
+        _draw(pdf, the_map, circle, page, scale)
+    _scale_bar(pdf, x, y, w, h, scale)
+
+
+def _draw(pdf: FPDF, the_map: dict, circle: dict | None, page, scale: float) -> None:
     pdf.set_draw_color(30, 90, 200)
     pdf.set_line_width(0.5)
     for line in the_map.get("lines", []):
@@ -78,6 +88,9 @@ def draw_map(pdf: FPDF, the_map: dict, x: float, y: float, w: float, h: float) -
         pdf.ellipse(px - 1.0, py - 1.0, 2.0, 2.0, style="F")
         pdf.set_xy(px + 1.5, py - 2.0)
         pdf.cell(20, 4, p["label"])
+
+
+def _scale_bar(pdf: FPDF, x: float, y: float, w: float, h: float, scale: float) -> None:
     bar_m = _nice((w / 4) / scale * M_PER_DEG)
     bar_mm = bar_m / M_PER_DEG * scale
     bx, by = x + 4, y + h - 4
