@@ -6,6 +6,7 @@ tests); a certificate or car of someone else is NotFound, exactly like one that 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import secrets
@@ -85,11 +86,13 @@ async def create_fine_assist(*, db: Database, ctx: CertificateContext, vehicle_i
     at_ms = _ms(at)
     if at_ms > _ms(now):
         raise RejectedInput("moment-in-future", "the moment is later than now")
+    if at_ms < 0:
+        raise RejectedInput("moment-out-of-range", "no fix predates 1970")
     cfg = ctx.fine_assist
     if max_gap_s is not None:
         if not 0 < max_gap_s <= 3600:
             raise RejectedInput("bad-max-gap", "max_gap_s must be in (0, 3600]")
-        cfg = FineAssistConfig(**{**{f: getattr(cfg, f) for f in cfg.__slots__}, "max_gap_s": float(max_gap_s)})
+        cfg = dataclasses.replace(cfg, max_gap_s=float(max_gap_s))
     reach_ms = int(max(cfg.max_gap_s, ctx.context_s) * 1000)
     fixes = await store.fixes_between(db, car.code, at_ms - reach_ms, at_ms + reach_ms)
     body = content.fine_assist(fixes, at_ms, place, cfg, context_s=ctx.context_s)
@@ -184,8 +187,9 @@ async def verification_status(*, db: Database, cert_id: str) -> dict:
             "content_sha256": hashlib.sha256(row.body).hexdigest()}
 
 
-def verify(*, ctx: CertificateContext, data: bytes) -> signing.Verdict:
-    """Verify an uploaded JSON document or sealed PDF against every key this deployment ever used."""
-    if len(data) > MAX_UPLOAD_BYTES:
+def verify(*, ctx: CertificateContext, data: bytes | None) -> signing.Verdict:
+    """Verify an uploaded JSON document or sealed PDF against every key this deployment ever used;
+    ``data`` None: the upload was larger than MAX_UPLOAD_BYTES and was not read to its end."""
+    if data is None:
         return signing.Verdict(False, "too-large", "unknown", f"uploads are limited to {MAX_UPLOAD_BYTES} bytes")
     return signing.verify_document(data, ctx.keys.public_key)

@@ -71,9 +71,20 @@ async def list_certificates(request: Request, vehicle_id: str, limit: int = Quer
             summary="Every public key certificates were ever signed with (for offline verification)")
 async def public_keys(request: Request) -> list[PublicKey]:
     keys = _ctx(request).keys
-    active = keys.active()[0]
+    active = keys.active_id()
     return [PublicKey(key_id=k, public_key=base64.b64encode(raw).decode(), active=k == active)
             for k, raw in keys.public_keys().items()]
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it exceeds ``limit`` bytes (memory stays bounded)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @router.post("/v1/certificates/verify", response_model=Verification,
@@ -82,7 +93,7 @@ async def public_keys(request: Request) -> list[PublicKey]:
                  "application/json": {"schema": {"type": "object"}},
                  "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
 async def verify(request: Request) -> Verification:
-    verdict = service.verify(ctx=_ctx(request), data=await request.body())
+    verdict = service.verify(ctx=_ctx(request), data=await _bounded_body(request, service.MAX_UPLOAD_BYTES))
     return Verification(valid=verdict.valid, reason=verdict.reason, format=verdict.format, detail=verdict.detail,
                         key_ids=verdict.key_ids, certificate=verdict.certificate)
 

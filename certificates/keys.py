@@ -59,6 +59,13 @@ class KeyStore:
                 raise ConfigError(f"certificate key file of {key_id} does not hold that Ed25519 key")
             return key_id, key
 
+    def active_id(self) -> str | None:
+        """The active key's id, or None before the first key exists (never generates one)."""
+        try:
+            return (self.directory / "active").read_text().strip()
+        except FileNotFoundError:
+            return None
+
     def rotate(self) -> tuple[str, str | None]:
         """Make a new active key; returns (new key id, retired key id or None)."""
         with self._locked():

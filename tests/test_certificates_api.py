@@ -138,10 +138,13 @@ async def test_period_certificates_match_the_trip_figures(world):
     assert (await http.post("/v1/certificates/verify", content=pdf.content)).json()["valid"] is True
 
 
-async def test_bad_requests_are_problems(world):
+async def test_bad_requests_are_problems(world, monkeypatch):
     http, *_ = world
+    assert (await http.get("/v1/certificates/keys")).json() == []      # listing keys does not make one
     cases = [
         ({"kind": "fine_assist", "at": "2024-03-03T00:00:00Z"}, 422, "rejected-input", "moment-in-future"),
+        ({"kind": "fine_assist", "at": "0001-01-01T00:00:00Z"}, 422, "rejected-input", "moment-out-of-range"),
+        ({"kind": "fine_assist", "at": "2024-03-01T10:00:00"}, 422, "rejected-input", "naive-time"),
         ({"kind": "vehicle_usage", "from": DAY["end"], "to": DAY["start"]}, 422, "rejected-input", "bad-period"),
         ({"kind": "horoscope"}, 422, "invalid-request", None),
         ({"kind": "fine_assist", "at": "2024-03-01T10:00:00Z", "place": {"lat": 91, "lon": 0}}, 422,
@@ -157,6 +160,9 @@ async def test_bad_requests_are_problems(world):
     assert (await http.get("/v1/certificates/crt_nothing/pdf")).status_code == 404
     garbage = (await http.post("/v1/certificates/verify", content=b"hello")).json()
     assert (garbage["valid"], garbage["reason"]) == (False, "not-json")
+    monkeypatch.setattr(service, "MAX_UPLOAD_BYTES", 1000)
+    big = (await http.post("/v1/certificates/verify", content=b"%PDF-" + b"x" * 2000)).json()
+    assert (big["valid"], big["reason"]) == (False, "too-large")
 
 
 async def test_owner_scoping_in_the_services(world, db):
