@@ -28,6 +28,7 @@ from vigil.errors import NotFound, RejectedInput
 from vigil.settings import Settings
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_LAST_MS = 253_402_300_799_999        # 9999-12-31T23:59:59.999Z, the last instant datetime can show
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024    # a sealed PDF is tens of KB; anything this big is not ours
 
 
@@ -103,6 +104,8 @@ def _period(start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
     s, e = _ms(start), _ms(end)
     if s >= e:
         raise RejectedInput("bad-period", "'from' must be before 'to'")
+    if s < 0 or e > _LAST_MS:
+        raise RejectedInput("period-out-of-range", "periods lie between 1970 and 9999 UTC")
     return s, e
 
 

@@ -57,7 +57,9 @@ def fine_assist(fixes: dict, at_ms: int, place: tuple[float, float] | None, cfg:
                              [at_ms], cfg)
     status, before, after = int(est.status[0]), int(est.before[0]), int(est.after[0])
     attested = status != CANNOT_ATTEST
-    used = [(i, role) for i, role in ((before, "before"), (after, "after")) if i >= 0]
+    # Only fixes within the max gap count as evidence, for the position and for the ignition alike.
+    used = [(i, role) for i, role in ((before, "before"), (after, "after"))
+            if i >= 0 and abs(int(ts[i]) - at_ms) <= cfg.max_gap_s * 1000]
     ignition = {role: _ignition(fixes["ignition"][i]) for i, role in used}
     ign_b, ign_a = ignition.get("before"), ignition.get("after")
     findings: dict = {
@@ -70,8 +72,7 @@ def fine_assist(fixes: dict, at_ms: int, place: tuple[float, float] | None, cfg:
         "statement": _statement(attested, est, cfg),
         "ignition": {"before": ign_b, "after": ign_a,
                      "at_moment": ign_b if attested and ign_b is not None and ign_b == ign_a else "unknown"},
-        "fixes_used": [_fix(fixes, i, role) for i, role in used
-                       if abs(int(ts[i]) - at_ms) <= cfg.max_gap_s * 1000],
+        "fixes_used": [_fix(fixes, i, role) for i, role in used],
         "alleged_place": _place(place, est) if place is not None else None,
     }
     near = np.flatnonzero(np.abs(ts - at_ms) <= context_s * 1000)

@@ -147,6 +147,10 @@ async def test_bad_requests_are_problems(world, monkeypatch):
         ({"kind": "fine_assist", "at": "2024-03-01T10:00:00"}, 422, "rejected-input", "naive-time"),
         ({"kind": "vehicle_usage", "from": DAY["end"], "to": DAY["start"]}, 422, "rejected-input", "bad-period"),
         ({"kind": "horoscope"}, 422, "invalid-request", None),
+        ({"kind": "driving_style", "from": "0001-01-01T00:00:00+01:00", "to": DAY["end"]}, 422, "rejected-input",
+         "period-out-of-range"),
+        ({"kind": "driving_style", "from": DAY["start"], "to": "9999-12-31T23:00:00-05:00"}, 422,
+         "rejected-input", "period-out-of-range"),
         ({"kind": "fine_assist", "at": "2024-03-01T10:00:00Z", "place": {"lat": 91, "lon": 0}}, 422,
          "invalid-request", None),
     ]
