@@ -84,13 +84,13 @@ def estimate_positions(ts_ms, lat, lon, speed_kmh, accuracy_m, at_ms, cfg: FineA
     tau_b = np.where(has_b, (at - ts[b]) / 1000.0, np.inf)
     tau_a = np.where(has_a, (ts[a] - at) / 1000.0, np.inf)
 
-    # Candidate radii (m), inf where the candidate does not apply.
-    hold_b = np.minimum(speed[b] * tau_b + 0.5 * m * tau_b ** 2, vmax * tau_b)
-    hold_a = np.minimum(speed[a] * tau_a + 0.5 * m * tau_a ** 2, vmax * tau_a)
-    r_b = np.where(has_b, cfg.gnss_k * acc[b] + hold_b, np.inf)
-    r_a = np.where(has_a, cfg.gnss_k * acc[a] + hold_a, np.inf)
+    # Candidate radii (m), inf where the candidate does not apply (0 x inf there is discarded too).
     both = has_b & has_a
     with np.errstate(invalid="ignore"):
+        hold_b = np.minimum(speed[b] * tau_b + 0.5 * m * tau_b ** 2, vmax * tau_b)
+        hold_a = np.minimum(speed[a] * tau_a + 0.5 * m * tau_a ** 2, vmax * tau_a)
+        r_b = np.where(has_b, cfg.gnss_k * acc[b] + hold_b, np.inf)
+        r_a = np.where(has_a, cfg.gnss_k * acc[a] + hold_a, np.inf)
         delta = np.where(both, tau_b + tau_a, 1.0)
         v_bound = np.minimum(0.5 * (speed[b] + speed[a] + m * delta), vmax)
         motion = np.minimum(0.5 * m * tau_b * tau_a, 2.0 * v_bound * np.minimum(tau_b, tau_a))
