@@ -10,6 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
 from api import problems, trips, vehicles
+from api import certificates as certificate_routes
+from api.certificate_service import CertificateContext
 from api.schemas import Health
 from storage import deadletters
 from storage.db import Database
@@ -21,7 +23,8 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime] = _utcnow) -> FastAPI:
+def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime] = _utcnow,
+               certificates: CertificateContext | None = None) -> FastAPI:
     app = FastAPI(
         title="Vigil",
         version=__version__,
@@ -31,9 +34,11 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
     app.state.db = db
     app.state.metrics = metrics
     app.state.now = now
+    app.state.certificates = certificates
     problems.install(app)
     app.include_router(vehicles.router)
     app.include_router(trips.router)
+    app.include_router(certificate_routes.router)
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness, storage mode, rejects")
     async def healthz(request: Request) -> Health:

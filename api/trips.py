@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
 from fastapi import APIRouter, Query, Request
 
 from api.schemas import Problem
 from api.trip_schemas import DrivingStyle, SubScores, TripDetail, TripPage, TripSummary
 from storage import trips as trip_store
 from storage.fixes import last_position
-from trips import EVENT_NAMES, ROAD_CLASS_NAMES, TripConfig, score
+from trips import TripConfig
+from trips.period import period_style
 from vigil.errors import NotFound
 
 router = APIRouter(tags=["trips"])
@@ -82,19 +82,4 @@ async def driving_style(
     await _require_car(request, vehicle_id)
     rows = await trip_store.list_trips(request.app.state.db, vehicle_id, start=start, end=end,
                                        limit=100_000, offset=0)
-    distance = sum(r["distance_m"] for r in rows)
-    severity = np.array([[sum(r["event_severity"][n] for r in rows) for n in EVENT_NAMES]])
-    counts = {n: sum(r["event_counts"][n] for r in rows) for n in EVENT_NAMES}
-    s = score([distance], [sum(r["night_m"] for r in rows)], [sum(r["speeding_excess_kmh_s"] for r in rows)],
-              severity, TripConfig())
-    per_100 = 100_000.0 / distance if distance else 0.0
-    by_class = {name: round(sum(r[f"{name}_m"] for r in rows) / 1000.0, 3) for name in ROAD_CLASS_NAMES}
-    return DrivingStyle(
-        vehicle_id=vehicle_id, start=start, end=end, trips=len(rows), distance_km=round(distance / 1000.0, 3),
-        score=round(float(s.score[0]), 1) if rows else None,
-        sub_scores=SubScores(smoothness=round(float(s.smoothness[0]), 1), speed=round(float(s.speed[0]), 1),
-                             time_of_day=round(float(s.time_of_day[0]), 1)) if rows else None,
-        events=counts, events_per_100km={n: round(c * per_100, 2) for n, c in counts.items()},
-        km_by_road_class=by_class, road_class_source=rows[0]["road_class_source"] if rows else "speed_bands",
-        night_share=round(sum(r["night_m"] for r in rows) / distance, 4) if distance else 0.0,
-    )
+    return DrivingStyle(vehicle_id=vehicle_id, start=start, end=end, **period_style(rows, TripConfig()))

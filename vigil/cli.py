@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--kind", choices=("car", "home", "pet"), required=True)
     add.add_argument("--owner", default=None)
     add.add_argument("--timezone", default="UTC", help="IANA zone where the device lives, e.g. Europe/Rome")
+    certs = sub.add_parser("certificates", help="verify certificates, rotate the signing key")
+    certs_sub = certs.add_subparsers(dest="action", required=True)
+    verify = certs_sub.add_parser("verify", help="verify a certificate (JSON or PDF): exit 0 valid, 1 invalid")
+    verify.add_argument("file", help="the certificate's .json or .pdf")
+    verify.add_argument("--keys", default=None, help="directory of public keys (<key id>.pub); default: "
+                        "VIGIL_CERTIFICATE_KEY_DIR or <data dir>/certificate-keys")
+    certs_sub.add_parser("rotate-key", help="make a new active signing key; older public keys keep verifying")
     return p
 
 
@@ -68,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI); pgserver then uses /tmp.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     handlers = {"up": _up, "demo": _demo, "gateway": _gateway, "writer": _writer, "simulate": _simulate, "migrate": _migrate, "devices": _devices}
+    handlers["certificates"] = _certificates
     try:
         return asyncio.run(handlers[args.command](settings, args)) or 0
     except VigilError as exc:
@@ -263,6 +271,34 @@ async def _simulate(settings: Settings, args) -> int:
             print(f"broker refused or unreachable ({exc}); retrying", flush=True)
             await asyncio.sleep(1.5)
     print(f"done: {n} fixes from {len(ids)} cars to {mqtt_url}")
+    return 0
+
+
+async def _certificates(settings: Settings, args) -> int:
+    from pathlib import Path
+
+    from certificates.keys import KeyStore
+    from certificates.signing import verify_document
+
+    key_dir = Path(getattr(args, "keys", None) or settings.certificate_key_dir
+                   or settings.data_dir / "certificate-keys")
+    store = KeyStore(key_dir)
+    if args.action == "rotate-key":
+        new, old = store.rotate()
+        print(f"active certificate key: {new}" + (f" (retired {old}; it still verifies)" if old else ""))
+        return 0
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"vigil: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    verdict = verify_document(data, store.public_key)
+    if not verdict.valid:
+        print(f"INVALID ({verdict.format}): {verdict.reason}: {verdict.detail}")
+        return 1
+    cert = verdict.certificate
+    print(f"VALID ({verdict.format}): certificate {cert['id']} ({cert['kind']}) for vehicle {cert['vehicle_id']}, "
+          f"issued {cert['issued_at']}, signed by {', '.join(dict.fromkeys(verdict.key_ids))}")
     return 0
 
 

@@ -60,6 +60,12 @@ class Settings:
     # unset: no TCP listener, devices use MQTT.
     teltonika_tcp_port: int | None = None
     log_level: str = "INFO"
+    # Where the certificate signing keys live; None: <data_dir>/certificate-keys.
+    certificate_key_dir: Path | None = None
+    # Base of the verification links (and QR codes) printed in certificates; None: http://<http_bind>.
+    public_url: str | None = None
+    # 120 s: fine-assist refuses to attest a position when no fix lies this close to the moment.
+    certificate_max_gap_s: int = 120
 
     @property
     def http_bind(self) -> str:
