@@ -1,15 +1,16 @@
 """Anti-flap confirmation over evidence sequences, vectorised over many (device, fence) keys.
 
-Input is flattened: for each key, the evidence of its device's fixes in time order (``IN``, ``OUT`` or
-``HOLD`` = no evidence), plus the key's state: confirmed side, pending side, when the pending run started and
-how many evidence fixes it holds. The rule, per key: evidence equal to the confirmed side clears any pending
-run; evidence of the other side extends (or starts) the pending run, which is confirmed — an ``enter`` or
-``exit`` — at the first fix where the run holds ``need`` evidence fixes spanning ``dwell`` ms. A key whose side
-is unknown adopts its first evidence silently.
+Input is flattened: for each key, the evidence of its device's fixes in time order (``IN``, ``OUT``, ``BAND``
+= in the hysteresis band, or ``HOLD`` = ignored), plus the key's state: confirmed side, pending side, when the
+pending run started and how many evidence fixes it holds. The rule, per key: evidence equal to the confirmed
+side, or a ``BAND`` fix, clears any pending run; evidence of the other side extends (or starts) the pending
+run, which is confirmed — an ``enter`` or ``exit`` — at the first fix where the run holds ``need`` fixes
+spanning ``dwell`` ms. ``HOLD`` fixes are skipped. A key whose side is unknown adopts its first evidence
+silently.
 
-Because evidence is binary once ``HOLD`` is dropped, it splits into runs of equal values, and the confirmed
-side after any run is the value of the last run that met the rule (or the initial side). That makes the whole
-computation a few cumulative operations instead of a loop over fixes.
+Once ``HOLD`` is dropped the sequence splits into runs of equal values, and the confirmed side after any run is
+the value of the last run that met the rule (``BAND`` runs never do), or the initial side. That makes the
+whole computation a few cumulative operations instead of a loop over fixes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-UNKNOWN, OUT, IN, HOLD = -1, 0, 1, 2
+UNKNOWN, OUT, IN, HOLD, BAND = -1, 0, 1, 2, 3
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -53,20 +54,23 @@ def confirm(flat_key, ts, obs, side, pending, since, count, need, dwell) -> Conf
     nr = len(rs)
     key_first = np.ones(nr, bool)
     key_first[1:] = rk[1:] != rk[:-1]
+    krun0 = np.flatnonzero(key_first)[np.cumsum(key_first) - 1]
+    ev_run = rv != BAND
+    seen = np.cumsum(ev_run)
+    first_ev_run = ev_run & (seen - (seen[krun0] - ev_run[krun0]) == 1)
     s0 = side[rk]
     carry = key_first & (s0 != UNKNOWN) & (rv == pending[rk])
     run_t0 = np.where(carry, since[rk], ets[rs])
     run_c0 = np.where(carry, count[rk], 0)
     j = np.arange(n) - rs[rid]
-    qual = (run_c0[rid] + j + 1 >= need[ek]) & (ets - run_t0[rid] >= dwell[ek])
-    adopt = key_first & (s0 == UNKNOWN)
+    qual = (run_c0[rid] + j + 1 >= need[ek]) & (ets - run_t0[rid] >= dwell[ek]) & (ev != BAND)
+    adopt = first_ev_run & (s0 == UNKNOWN)
     qual |= adopt[rid] & (j == 0)
     big = n
     firstq = np.minimum.reduceat(np.where(qual, np.arange(n), big), rs)
     q = firstq < big
 
     # Side before each run: the value of the last qualifying run of the same key before it.
-    krun0 = np.flatnonzero(key_first)[np.cumsum(key_first) - 1]
     lastq = np.maximum.accumulate(np.where(q, np.arange(nr), -1))
     prev = np.concatenate([[-1], lastq[:-1]])
     has_prev = prev >= krun0
@@ -80,7 +84,7 @@ def confirm(flat_key, ts, obs, side, pending, since, count, need, dwell) -> Conf
     has_q = lastq[lr] >= krun0[lr]
     final = np.where(has_q, rv[np.maximum(lastq[lr], 0)], s0[lr])
     run_len = np.diff(np.append(rs, n))
-    open_run = rv[lr] != final
+    open_run = (rv[lr] != final) & (rv[lr] != BAND)
     k = rk[lr]
     side[k] = final
     pending[k] = np.where(open_run, rv[lr], UNKNOWN)

@@ -67,12 +67,14 @@ def candidates(fs: FenceSet, lat, lon, margin_m) -> tuple[np.ndarray, np.ndarray
     return candidates_box(fs, lo, hi, lon, half_lon)
 
 
-def pair_distance(fs: FenceSet, fence, xyz, margin_m=None, depth: bool = True):
+def pair_distance(fs: FenceSet, fence, xyz, margin_m=None, inner_m=None):
     """Signed distance (m) of points ``xyz`` (k, 3, ECEF) to fences ``fence`` (k,), plus their frame coordinates.
 
-    Returns (d, inside, east, north). Negative inside. For polygon pairs more than ``margin_m`` outside their fence's
-    frame box, ``d`` is the distance to that box (a lower bound, cheaper than the boundary); with
-    ``depth=False`` inside pairs get ``-0.0`` instead of their depth.
+    Returns (d, inside, east, north); ``d`` is negative inside. Polygon distances are exact only where the
+    caller needs them, to spare shapely's per-point cost: outside, where the distance to the fence's frame
+    box is at most ``margin_m`` (per pair; None = everywhere), else ``d`` is that box distance (a lower
+    bound); inside, where the distance to the box edge is at least ``inner_m`` (None = everywhere), else
+    ``d`` is minus that (the depth is at most that much).
     """
     par = fs.frame[fence]
     east, north = east_north(par, xyz)
@@ -88,17 +90,25 @@ def pair_distance(fs: FenceSet, fence, xyz, margin_m=None, depth: bool = True):
         pin = shapely.contains_xy(fs.shape[pf], pe, pn)
         inside[p] = pin
         box = fs.frame_box[pf]
-        bx = np.maximum(np.maximum(box[:, 0] - pe, pe - box[:, 2]), 0.0)
-        by = np.maximum(np.maximum(box[:, 1] - pn, pn - box[:, 3]), 0.0)
-        dp = np.where(pin, -0.0, np.hypot(bx, by))
-        exact = pin if depth else np.zeros(len(p), bool)
-        exact = exact | ~pin if margin_m is None else exact | (~pin & (dp <= margin_m[p]))
+        lo_x, hi_x, lo_y, hi_y = pe - box[:, 0], box[:, 2] - pe, pn - box[:, 1], box[:, 3] - pn
+        out_box = np.hypot(np.maximum(np.maximum(-lo_x, -hi_x), 0.0), np.maximum(np.maximum(-lo_y, -hi_y), 0.0))
+        in_box = np.minimum(np.minimum(lo_x, hi_x), np.minimum(lo_y, hi_y))
+        dp = np.where(pin, -in_box, out_box)
+        exact = np.where(pin, True if inner_m is None else in_box >= inner_m[p],
+                         True if margin_m is None else out_box <= margin_m[p])
         if exact.any():
             ex = np.flatnonzero(exact)
             dist = shapely.distance(shapely.points(pe[ex], pn[ex]), fs.boundary[pf[ex]])
             dp[ex] = np.where(pin[ex], -dist, dist)
         d[p] = dp
     return d, inside, east, north
+
+
+def sides(fs: FenceSet, fence, xyz):
+    """(inside, east, north) of points ``xyz`` for fences ``fence``: no distances computed."""
+    k = len(fence)
+    _, inside, east, north = pair_distance(fs, fence, xyz, np.full(k, -1.0), np.full(k, np.inf))
+    return inside, east, north
 
 
 def signed_distance(fs: FenceSet, fix_idx, fence_idx, lat, lon) -> np.ndarray:

@@ -9,13 +9,15 @@ State (:class:`geofence.state.GeofenceState`) is two small columnar tables:
   pending" (rows in that state are pruned); a device seen for the first time adopts its first evidence side
   silently (no event: its history is unknown).
 
-Evidence per (fix, fence), with anti-flap on (see :class:`geofence.shapes.AntiFlap`): ``in`` when the fix is
-inside the boundary; ``out`` when beyond boundary + max(accuracy, hysteresis); none in between or when the
-accuracy is too poor. With anti-flap off: in/out by the boundary alone, and one fix confirms.
+Evidence per (fix, fence), with anti-flap on (see :class:`geofence.shapes.AntiFlap`), margin =
+max(accuracy, hysteresis): ``in`` when the fix is deeper inside than the margin (capped at the fence's
+``inner_cap_m`` so small fences can be entered); ``out`` when beyond boundary + margin; ``band`` in between
+(no evidence, and it breaks a pending run: confirmation needs consecutive fixes on the new side); none at all
+when the accuracy is too poor (skipped). With anti-flap off: in/out by the boundary alone, one fix confirms.
 
 A ``cross`` is emitted at a fix when the straight segment from the same device's previous fix (at most
-``cross_max_gap_ms`` earlier) meets a fence that neither fix is inside, the device is not confirmed inside it,
-and neither fix has too poor an accuracy.
+``cross_max_gap_ms`` earlier) meets a fence while both fixes are beyond its margin outside (just outside
+with anti-flap off), the device is not confirmed inside it, and neither fix has too poor an accuracy.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geofence.confirm import HOLD, IN, OUT, UNKNOWN, confirm
+from geofence.confirm import BAND, HOLD, IN, OUT, UNKNOWN, confirm
 from geofence.frames import ecef
-from geofence.membership import in_grown_box, pair_distance, segment_crosses, segment_hits
+from geofence.membership import in_grown_box, pair_distance, segment_crosses, segment_hits, sides
 from geofence.shapes import SEGMENT_PAD_M, FenceSet
 from geofence.state import CROSS, ENTER, EXIT, KIND_NAMES, Events, GeofenceState, _events
 from vigil.errors import RejectedInput
@@ -104,15 +106,16 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     sel = in_grown_box(fs, g_fence, lat[g_fix], lon[g_fix])
     g_row, g_fence = new_pos[g_fix[sel]], g_fence[sel]
     af = fs.af_on[g_fence]
-    acc_g = np.nan_to_num(e_acc[g_row], nan=0.0)
-    g_margin = np.where(af, np.maximum(acc_g, fs.hysteresis_m[g_fence]), 0.0)
-    g_d, g_in, _, _ = pair_distance(fs, g_fence, xyz[g_row], g_margin, depth=False)
+    g_margin = _margin(fs, g_fence, e_acc[g_row])
+    g_inner = np.minimum(g_margin, fs.inner_cap_m[g_fence])
+    g_d, g_in, _, _ = pair_distance(fs, g_fence, xyz[g_row], g_margin, g_inner)
     g_poor = af & (e_acc[g_row] > fs.max_accuracy_m[g_fence])
     near = g_in | (g_d <= g_margin)
     p_fix, p_fence = g_row[near], g_fence[near]
-    p_obs = np.where(g_poor[near], HOLD, np.where(g_in[near], IN, HOLD)).astype(np.int8)
-    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, xyz,
-                              g_row[~g_in], g_fence[~g_in], g_d[~g_in])
+    deep = g_in[near] & (g_d[near] <= -g_inner[near])
+    p_obs = np.where(g_poor[near], HOLD, np.where(deep, IN, BAND)).astype(np.int8)
+    out = ~g_in & (g_d > g_margin)
+    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, xyz, g_row[out], g_fence[out], g_d[out])
 
     # Keys: state rows of these devices (fences still defined), near pairs, cross pairs.
     sk = np.flatnonzero(_member(ub, state.key_device)[0])
@@ -196,9 +199,22 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     return new, events
 
 
+def _margin(fs: FenceSet, fence, acc) -> np.ndarray:
+    """Anti-flap margin (m) per (fence, fix accuracy) pair; 0 for fences without anti-flap."""
+    return np.where(fs.af_on[fence], np.maximum(np.nan_to_num(acc, nan=0.0), fs.hysteresis_m[fence]), 0.0)
+
+
+def _clear_outside(fs: FenceSet, fence, xyz, acc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(beyond the margin?, east, north) per pair."""
+    margin = _margin(fs, fence, acc)
+    d, _, east, north = pair_distance(fs, fence, xyz, margin, np.full(len(fence), np.inf))
+    return d > margin, east, north
+
+
 def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, xyz, o_row, o_fence, o_d):
     """(row, fence index) of ``cross`` events-to-be: the segment from the device's previous fix meets a fence
-    that neither fix is inside. ``o_*``: the pairs of new fixes outside a fence within its grown box.
+    while both fixes are clearly outside it (beyond the anti-flap margin, so jitter around a parked car
+    never crosses). ``o_*``: pairs of new fixes clearly outside a fence whose grown box holds them.
 
     A segment up to ``SEGMENT_PAD_M`` long can only meet fences whose grown box holds its end, so those come
     from the evidence pairs; longer segments query the STRtree.
@@ -213,9 +229,8 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, xyz, o_row, o_fence, 
     cand = short[o_row] & (o_d < seg_m[o_row])
     if cand.any():
         r, f = o_row[cand], o_fence[cand]
-        _, in_a, ea, na = pair_distance(fs, f, xyz[r - 1], depth=False)
-        _, _, eb, nb = pair_distance(fs, f, xyz[r], depth=False)
-        hit = ~in_a
+        hit, ea, na = _clear_outside(fs, f, xyz[r - 1], e_acc[r - 1])
+        _, eb, nb = sides(fs, f, xyz[r])
         hit[hit] = segment_hits(fs, f[hit], ea[hit], na[hit], eb[hit], nb[hit])
         rows.append(r[hit])
         fences.append(f[hit])
@@ -223,10 +238,9 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, xyz, o_row, o_fence, 
     if len(long_rows):
         s_idx, f = segment_crosses(fs, e_lat[long_rows - 1], e_lon[long_rows - 1], e_lat[long_rows], e_lon[long_rows])
         r = long_rows[s_idx]
-        _, in_a, _, _ = pair_distance(fs, f, xyz[r - 1], depth=False)
-        _, in_b, _, _ = pair_distance(fs, f, xyz[r], depth=False)
-        rows.append(r[~in_a & ~in_b])
-        fences.append(f[~in_a & ~in_b])
+        ok = _clear_outside(fs, f, xyz[r - 1], e_acc[r - 1])[0] & _clear_outside(fs, f, xyz[r], e_acc[r])[0]
+        rows.append(r[ok])
+        fences.append(f[ok])
     if not rows:
         return _NONE, _NONE
     row, fence = np.concatenate(rows), np.concatenate(fences)

@@ -1,7 +1,8 @@
 """The first, loop-based geofence ``step``, kept as a test oracle for the vectorised one.
 
 Same rules as :mod:`geofence.transitions` (see its docstring), written as a plain loop per busy
-(device, fence) key: easy to read and check by eye, too slow for the hot path.
+(device, fence) key: easy to read and check by eye, too slow for the hot path. Its evidence rule follows the
+current one (inside only deeper than the margin, a band fix breaks a pending run).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from geofence.state import CROSS, ENTER, EXIT, GeofenceState, _events
 from geofence.transitions import StepConfig
 from vigil.errors import RejectedInput
 
-UNKNOWN, OUT, IN, HOLD = -1, 0, 1, 2
+UNKNOWN, OUT, IN, HOLD, BAND = -1, 0, 1, 2, 3
 
 
 def _col(fixes, name, dtype):
@@ -70,8 +71,9 @@ def reference_step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig
     p_margin = np.where(af, np.maximum(acc0[p_fix], fs.hysteresis_m[p_fence]), 0.0)
     poor_p = af & (e_acc[p_fix] > fs.max_accuracy_m[p_fence])
     keep = (p_d <= p_margin) & ~e_ctx[p_fix]
-    p_fix, p_fence, p_obs = p_fix[keep], p_fence[keep], np.where((p_d[keep] <= 0) & ~poor_p[keep], IN, HOLD)
-    p_obs = np.where((p_d[keep] > 0) & ~poor_p[keep] & ~af[keep], OUT, p_obs)
+    p_inner = np.minimum(p_margin, fs.inner_cap_m[p_fence])[keep]
+    p_fix, p_fence, p_d, poor_p, af = p_fix[keep], p_fence[keep], p_d[keep], poor_p[keep], af[keep]
+    p_obs = np.where(poor_p, HOLD, np.where(p_d <= -p_inner, IN, np.where(af, BAND, OUT)))
 
     # Cross candidates: consecutive fixes of one device, both outside the fence, accuracy fine.
     seg_b = np.flatnonzero((e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= config.cross_max_gap_ms)) + 1
@@ -80,7 +82,9 @@ def reference_step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig
     if len(c_row):
         both = np.concatenate([c_row - 1, c_row])
         d_both = signed_distance(fs, both, np.concatenate([c_fence, c_fence]), e_lat, e_lon)
-        ok = (d_both[:len(c_row)] > 0) & (d_both[len(c_row):] > 0)
+        f2 = np.concatenate([c_fence, c_fence])
+        m_both = np.where(fs.af_on[f2], np.maximum(acc0[both], fs.hysteresis_m[f2]), 0.0)
+        ok = (d_both[:len(c_row)] > m_both[:len(c_row)]) & (d_both[len(c_row):] > m_both[len(c_row):])
         poor_c = fs.af_on[c_fence] & ((e_acc[c_row - 1] > fs.max_accuracy_m[c_fence])
                                       | (e_acc[c_row] > fs.max_accuracy_m[c_fence]))
         c_row, c_fence = c_row[ok & ~poor_c], c_fence[ok & ~poor_c]
@@ -136,6 +140,9 @@ def reference_step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig
             if cross[pos] and s != IN:
                 _emit(ev, k_dev[k], fs.fence_id[f], CROSS, e_ts[row], e_ts[row - 1], e_lat[row], e_lon[row])
             if o == HOLD:
+                continue
+            if o == BAND:
+                p, c = UNKNOWN, 0
                 continue
             if s == UNKNOWN or o == s:
                 s, p, c = o, UNKNOWN, 0

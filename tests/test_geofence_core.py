@@ -161,6 +161,30 @@ def test_parked_drift_no_flapping_with_anti_flap():
     assert len(ev) > 10   # the same stream flaps without anti-flap
 
 
+@pytest.mark.parametrize("depth_m", [5.0, -5.0, 0.0])
+@pytest.mark.parametrize("shape", ["circle", "polygon"])
+def test_gaussian_jitter_at_the_edge_for_24h_gives_no_event(depth_m, shape):
+    """Parked 5 m inside, 5 m outside or on the edge; 15 m σ per axis, a fix every 10 s for 24 h."""
+    if shape == "circle":
+        fence = CircleFence(1, LAT0, LON0, 200.0)
+    else:
+        fence = PolygonFence(1, {"type": "Polygon", "coordinates": [square(LAT0, LON0, 200.0)]})
+    rng = np.random.default_rng(11)
+    n = 8_640
+    centre = offset(LAT0, LON0, 200.0 - depth_m, 0.0)
+    lat, lon = offset(centre[0], centre[1], rng.normal(0, 15, n), rng.normal(0, 15, n))
+    fs = FenceSet.compile([fence])
+    state, events = GeofenceState.empty(), []
+    for part in np.array_split(np.arange(n), 24):      # hourly batches, state carried
+        state, ev = step(state, fixes(lat[part], lon[part], acc=15.0, t0=T0 + int(part[0]) * 10_000), fs)
+        events += ev.rows()
+    assert events == []
+    _, ev = step(GeofenceState.empty(), fixes(lat, lon, acc=15.0), FenceSet.compile([
+        CircleFence(1, LAT0, LON0, 200.0, anti_flap=OFF) if shape == "circle" else
+        PolygonFence(1, fence.geometry, anti_flap=OFF)]))
+    assert len(ev) > 100   # the same fixes flap without anti-flap
+
+
 def test_sparse_fixes_cross_small_polygon():
     fs = FenceSet.compile([PolygonFence(9, {"type": "Polygon", "coordinates": [square(LAT0, LON0, 50)]})])
     lat, lon = offset(LAT0, LON0, np.array([-400.0, 400.0, 1200.0]), np.zeros(3))
@@ -330,7 +354,7 @@ def test_polygon_across_antimeridian():
     fs = FenceSet.compile([PolygonFence(1, {"type": "Polygon", "coordinates": [ring]})])
     fix, _ = inside(fs, [0.0, 0.0, 0.0, 0.0], [180.0, -179.95, 179.95, 0.0])
     assert fix.tolist() == [0, 1, 2]
-    _, ev = step(GeofenceState.empty(), fixes([0.0] * 5, [179.5, 179.95, -179.95, -179.5, -179.0]), fs)
+    _, ev = step(GeofenceState.empty(), fixes([0.0] * 8, [179.5, 179.92, 179.96, -179.96, -179.92, -179.5, -179.3, -179.0]), fs)
     assert [r[2] for r in ev.rows()] == ["enter", "exit"]
 
 
