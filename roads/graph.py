@@ -40,7 +40,8 @@ class WaySegments:
 @dataclass(frozen=True, slots=True)
 class RoadGraph:
     """Nodes (``lat``, ``lon`` degrees, ``osm_id``), segments (``seg_u``/``seg_v`` node indices,
-    ``seg_length_m``, ``seg_forward``/``seg_backward`` travel permissions, ``seg_highway`` class codes of
+    ``seg_length_m``, ``seg_forward``/``seg_backward`` travel permissions, ``seg_snap`` (may a point snap
+    to it: street level), ``seg_highway`` class codes of
     :data:`roads.tags.HIGHWAY_CLASSES`, ``seg_maxspeed_kmh`` NaN when unknown, ``seg_way`` OSM way id),
     and the directed edges in CSR form (``indptr``, ``indices``, ``weight_m``, ``edge_segment``)."""
 
@@ -53,6 +54,7 @@ class RoadGraph:
     seg_length_m: np.ndarray
     seg_forward: np.ndarray
     seg_backward: np.ndarray
+    seg_snap: np.ndarray
     seg_highway: np.ndarray
     seg_maxspeed_kmh: np.ndarray
     seg_way: np.ndarray
@@ -113,7 +115,7 @@ def build_graph(segments: WaySegments, mode: str = "walking", *, largest_compone
         keep[:] = False
     src_u, src_v = node_order[pos_u[keep]], node_order[pos_v[keep]]
     seg = {
-        "forward": forward[keep], "backward": backward[keep],
+        "forward": forward[keep], "backward": backward[keep], "snap": road_tags.street_level(segments.tags, n)[keep],
         "highway": road_tags.highway_codes(np.asarray(segments.tags.get("highway", np.full(n, "")))[keep]),
         "maxspeed": road_tags.maxspeed_kmh(segments.tags.get("maxspeed"), n)[keep],
         "way": np.asarray(segments.way_id, dtype=np.int64)[keep],
@@ -141,7 +143,8 @@ def build_graph(segments: WaySegments, mode: str = "walking", *, largest_compone
     indptr, indices, weight, edge_segment = _csr(len(lat), su, sv, length, seg["forward"], seg["backward"])
     return RoadGraph(
         mode=mode, lat=lat, lon=lon, osm_id=osm_id, seg_u=su.astype(np.int32), seg_v=sv.astype(np.int32),
-        seg_length_m=length, seg_forward=seg["forward"], seg_backward=seg["backward"], seg_highway=seg["highway"],
+        seg_length_m=length, seg_forward=seg["forward"], seg_backward=seg["backward"],
+        seg_snap=seg["snap"], seg_highway=seg["highway"],
         seg_maxspeed_kmh=seg["maxspeed"], seg_way=seg["way"], indptr=indptr, indices=indices, weight_m=weight,
         edge_segment=edge_segment,
     )

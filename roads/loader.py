@@ -25,10 +25,10 @@ from vigil.errors import ConfigError
 log = logging.getLogger(__name__)
 
 #: Bump when the graph arrays or the tag rules change, so old caches are not reused.
-FORMAT = 1
+FORMAT = 2
 # Tags the rules of roads.tags read; pyrosm adds the ones not among its default columns.
 _TAG_KEYS = ("highway", "foot", "access", "area", "motorcar", "motor_vehicle", "vehicle", "oneway", "junction",
-             "maxspeed")
+             "maxspeed", "tunnel", "layer")
 _memo: dict[str, RoadGraph] = {}
 _memo_lock = threading.Lock()
 

