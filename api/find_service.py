@@ -21,13 +21,16 @@ from vigil.errors import NotFound, RejectedInput
 
 log = logging.getLogger(__name__)
 
+#: 20 km (four hours on foot) bounds the search: on a country-sized graph an unbounded Dijkstra would
+#: explore every street; beyond this the customer needs another answer than a walk anyway.
+MAX_WALK_M = 20_000.0
 OSM_WALKING = "osm_walking"
 STRAIGHT_LINE = "straight_line"
 _REASONS = {
     "graph_loading": "the walking graph is still loading; straight-line distance meanwhile",
     "graph_unavailable": "no walking graph is available",
     "outside_graph": "a point lies outside the area of the walking graph (no walkable way within reach)",
-    "no_path": "the walking graph has no walkable connection between the two points",
+    "no_path": f"the walking graph has no walkable connection within {MAX_WALK_M / 1000:g} km between the points",
 }
 
 
@@ -89,7 +92,7 @@ def walking_answer(*, graph: WalkGraph, from_lat: float, from_lon: float, to_lat
     if graph.router is None:
         reason = "graph_loading" if graph.status == "loading" else "graph_unavailable"
         return _straight(from_lat, from_lon, to_lat, to_lon, speed_ms, reason, None, None, graph.detail)
-    route = graph.router.route(from_lat, from_lon, to_lat, to_lon)
+    route = graph.router.route(from_lat, from_lon, to_lat, to_lon, limit_m=MAX_WALK_M)
     if not route.found:
         snaps = [None if not math.isfinite(d) else round(d, 1) for d in (route.snap_from_m, route.snap_to_m)]
         return _straight(from_lat, from_lon, to_lat, to_lon, speed_ms, route.reason, *snaps)

@@ -165,3 +165,11 @@ def test_random_grids_routes_are_consistent(seed):
     ends = float(geodesic_m(route.lat[0], route.lon[0], route.lat[-1], route.lon[-1]))
     assert route.distance_m >= ends - 0.01
     assert HIGHWAY_CLASSES.index("motorway") not in graph.seg_highway[route.segments]
+
+
+def test_the_search_limit_bounds_the_walk():
+    graph = build_graph(network(SQUARE, [DETOUR, ([1, 2], {"highway": "motorway"})]))
+    router = Router(graph)
+    ends = (*offset(*SQUARE[1]), *offset(*SQUARE[2]))
+    assert router.route(*ends, limit_m=1500.0).reason == "no_path"  # the walk is the 2 km detour
+    assert router.route(*ends, limit_m=2500.0).found
