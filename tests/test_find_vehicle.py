@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 from api.app import create_app
-from api.find_service import WalkGraph, find_vehicle
+from api.find_service import WalkGraph, find_vehicle, walking_answer
 from roads import Router, bundled_pbf, geodesic_m, load_graph
 from storage import FixWriter, devices
 from tests.helpers import make_settings
 from vigil.batch import FixBatch
-from vigil.errors import NotFound
+from vigil.errors import ConfigError, NotFound
 from vigil.metrics import Metrics
+from vigil.settings import Settings
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)
 CUSTOMER = (60.1675, 24.9445)  # Pohjoisesplanadi at Erottaja
@@ -144,3 +145,18 @@ async def test_vigil_up_without_a_graph_answers_straight_lines(database_url, run
     async with httpx.AsyncClient(base_url=runtime.http_url) as http:
         body = (await http.get("/v1/vehicles/car-1/find", params=params(*CUSTOMER))).json()
     assert body["route"]["method"] == "straight_line" and body["route"]["reason"] == "graph_unavailable"
+
+
+async def test_settings_and_a_missing_pbf(tmp_path):
+    settings = Settings.from_env({"VIGIL_WALK_SPEED_KMH": "4.5", "VIGIL_OSM_PBF": str(tmp_path / "none.osm.pbf")})
+    assert settings.walk_speed_kmh == 4.5 and settings.osm_pbf == tmp_path / "none.osm.pbf"
+    for bad in ("0", "nan", "fast"):
+        with pytest.raises(ConfigError):
+            Settings.from_env({"VIGIL_WALK_SPEED_KMH": bad})
+    holder = WalkGraph()
+    await holder.load(settings.osm_pbf, cache_dir=tmp_path)
+    assert holder.status == "failed" and "not found" in holder.detail
+    answer = walking_answer(graph=holder, from_lat=CUSTOMER[0], from_lon=CUSTOMER[1], to_lat=CAR[0], to_lon=CAR[1],
+                            speed_kmh=5.0)
+    assert answer.method == "straight_line" and answer.reason == "graph_unavailable"
+    assert "not found" in answer.reason_detail
