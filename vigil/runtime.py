@@ -207,6 +207,7 @@ class Runtime:
         if pbf is None or str(pbf) == "off":
             self.descriptions.append("walking graph off (Find-Vehicle answers with straight lines)")
             return
+        self.walk_graph.status, self.walk_graph.detail = "loading", f"loading {pbf.name}"  # before any request
         self._walk_graph_task = asyncio.create_task(self.walk_graph.load(pbf, cache_dir=s.data_dir / "roads"),
                                                     name="walk-graph")
         self.descriptions.append(f"walking graph {pbf.name} (loading in the background)")
