@@ -133,7 +133,12 @@ class Router:
             segs = np.concatenate([[s_seg], self._segments_of(path), [t_seg]])
         pts_lat.append(snap.lat[1])
         pts_lon.append(snap.lon[1])
-        return Route(True, None, best, np.asarray(pts_lat), np.asarray(pts_lon), segs, snap_from, snap_to)
+        lat, lon = np.asarray(pts_lat), np.asarray(pts_lon)
+        # A point snapped onto a node repeats it; a polyline needs each vertex once, and two at least.
+        keep = np.ones(len(lat), dtype=bool)
+        keep[1:] = (np.diff(lat) != 0) | (np.diff(lon) != 0)
+        keep[-1] |= keep.sum() < 2
+        return Route(True, None, best, lat[keep], lon[keep], segs, snap_from, snap_to)
 
     def _ends(self, seg: int, frac: float, *, leaving: bool) -> tuple[np.ndarray, np.ndarray]:
         """Nodes of a segment reachable from (``leaving``) or leading to a point on it, with the metres

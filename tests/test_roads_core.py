@@ -173,3 +173,11 @@ def test_the_search_limit_bounds_the_walk():
     ends = (*offset(*SQUARE[1]), *offset(*SQUARE[2]))
     assert router.route(*ends, limit_m=1500.0).reason == "no_path"  # the walk is the 2 km detour
     assert router.route(*ends, limit_m=2500.0).found
+
+
+def test_the_polyline_has_no_repeated_vertices():
+    router = Router(build_graph(network(SQUARE, [DETOUR])))
+    route = router.route(*offset(*SQUARE[1]), *offset(*SQUARE[2]))  # both ends exactly on nodes
+    assert len(route.lat) == 4 and np.unique(route.segments).tolist() == [0, 1, 2]
+    same = router.route(*offset(*SQUARE[3]), *offset(*SQUARE[3]))
+    assert same.distance_m == 0.0 and len(same.lat) == 2
