@@ -9,9 +9,10 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
-from api import problems, trips, vehicles
+from api import find, problems, trips, vehicles
 from api import certificates as certificate_routes
 from api.certificate_service import CertificateContext
+from api.find_service import WalkGraph
 from api.schemas import Health
 from storage import deadletters
 from storage.db import Database
@@ -24,7 +25,8 @@ def _utcnow() -> dt.datetime:
 
 
 def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime] = _utcnow,
-               certificates: CertificateContext | None = None) -> FastAPI:
+               certificates: CertificateContext | None = None, walk_graph: WalkGraph | None = None,
+               walk_speed_kmh: float = 5.0) -> FastAPI:
     app = FastAPI(
         title="Vigil",
         version=__version__,
@@ -35,10 +37,13 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
     app.state.metrics = metrics
     app.state.now = now
     app.state.certificates = certificates
+    app.state.walk_graph = walk_graph if walk_graph is not None else WalkGraph()
+    app.state.walk_speed_kmh = walk_speed_kmh
     problems.install(app)
     app.include_router(vehicles.router)
     app.include_router(trips.router)
     app.include_router(certificate_routes.router)
+    app.include_router(find.router)
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness, storage mode, rejects")
     async def healthz(request: Request) -> Health:

