@@ -71,10 +71,15 @@ def pair_distance(fs: FenceSet, fence, xyz, margin_m=None, inner_m=None):
     """Signed distance (m) of points ``xyz`` (k, 3, ECEF) to fences ``fence`` (k,), plus their frame coordinates.
 
     Returns (d, inside, east, north); ``d`` is negative inside. Polygon distances are exact only where the
-    caller needs them, to spare shapely's per-point cost: outside, where the distance to the fence's frame
-    box is at most ``margin_m`` (per pair; None = everywhere), else ``d`` is that box distance (a lower
-    bound); inside, where the distance to the box edge is at least ``inner_m`` (None = everywhere), else
-    ``d`` is minus that (the depth is at most that much).
+    caller needs them, to spare shapely's per-point cost:
+
+    - outside, where the distance to the fence's frame box is at most ``margin_m`` (per pair; None =
+      everywhere) and ``margin_m`` differs from the fence's ``outer0_m``; at ``outer0_m`` the pre-grown
+      polygon answers instead. Where not exact, ``d`` is a lower bound on the same side of ``margin_m`` as
+      the true distance;
+    - inside, where ``inner_m`` (per pair; None = everywhere) is larger than the fence's ``inner0_m``; at
+      ``inner0_m`` the pre-shrunk polygon answers instead and ``d`` is ``-inner_m`` when the point is at
+      least that deep, else ``-0.0``.
     """
     par = fs.frame[fence]
     east, north = east_north(par, xyz)
@@ -87,15 +92,33 @@ def pair_distance(fs: FenceSet, fence, xyz, margin_m=None, inner_m=None):
     p = np.flatnonzero(~circ)
     if len(p):
         pf, pe, pn = fence[p], east[p], north[p]
-        pin = shapely.contains_xy(fs.shape[pf], pe, pn)
-        inside[p] = pin
         box = fs.frame_box[pf]
-        lo_x, hi_x, lo_y, hi_y = pe - box[:, 0], box[:, 2] - pe, pn - box[:, 1], box[:, 3] - pn
-        out_box = np.hypot(np.maximum(np.maximum(-lo_x, -hi_x), 0.0), np.maximum(np.maximum(-lo_y, -hi_y), 0.0))
-        in_box = np.minimum(np.minimum(lo_x, hi_x), np.minimum(lo_y, hi_y))
-        dp = np.where(pin, -in_box, out_box)
-        exact = np.where(pin, True if inner_m is None else in_box >= inner_m[p],
-                         True if margin_m is None else out_box <= margin_m[p])
+        dx = np.maximum(np.maximum(box[:, 0] - pe, pe - box[:, 2]), 0.0)
+        dy = np.maximum(np.maximum(box[:, 1] - pn, pn - box[:, 3]), 0.0)
+        out_box = np.hypot(dx, dy)
+        pin = np.zeros(len(p), bool)
+        cand = np.flatnonzero(out_box == 0)
+        pin[cand] = shapely.contains_xy(fs.shape[pf[cand]], pe[cand], pn[cand])
+        inside[p] = pin
+        dp = np.where(pin, -0.0, out_box)
+        if inner_m is None:
+            exact = pin.copy()
+        else:
+            inner = inner_m[p]
+            exact = pin & (inner > fs.inner0_m[pf] + 1e-9)
+            quick = np.flatnonzero(pin & ~exact & (inner > 0))
+            deep = shapely.contains_xy(fs.shrunk[pf[quick]], pe[quick], pn[quick])
+            dp[quick[deep]] = -inner[quick[deep]]
+        if margin_m is None:
+            exact |= ~pin
+        else:
+            margin = margin_m[p]
+            close = ~pin & (out_box <= margin)
+            usual = close & (np.abs(margin - fs.outer0_m[pf]) <= 1e-9)
+            exact |= close & ~usual
+            q = np.flatnonzero(usual)
+            beyond = ~shapely.contains_xy(fs.grown[pf[q]], pe[q], pn[q])
+            dp[q[beyond]] = np.nextafter(margin[q[beyond]], np.inf)
         if exact.any():
             ex = np.flatnonzero(exact)
             dist = shapely.distance(shapely.points(pe[ex], pn[ex]), fs.boundary[pf[ex]])
@@ -153,6 +176,9 @@ def segment_hits(fs: FenceSet, fence, ea, na, eb, nb) -> np.ndarray:
         hit[c] = np.hypot(ea[c] + t * dx, na[c] + t * dy) <= fs.radius_m[fence[c]]
     p = np.flatnonzero(~circ)
     if len(p):
+        box = fs.frame_box[fence[p]]
+        p = p[(np.maximum(ea[p], eb[p]) >= box[:, 0]) & (np.minimum(ea[p], eb[p]) <= box[:, 2])
+              & (np.maximum(na[p], nb[p]) >= box[:, 1]) & (np.minimum(na[p], nb[p]) <= box[:, 3])]
         coords = np.stack([np.column_stack([ea[p], na[p]]), np.column_stack([eb[p], nb[p]])], axis=1)
         hit[p] = shapely.intersects(shapely.linestrings(coords), fs.shape[fence[p]])
     return hit

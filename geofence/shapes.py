@@ -142,6 +142,8 @@ class FenceSet:
     """Compiled fences; index ``i`` everywhere refers to ``fences[i]``. Build with :meth:`compile`."""
     fences: tuple[Fence, ...]
     fence_id: np.ndarray        # int64 (n,)
+    id_order: np.ndarray        # int64 (n,): argsort of fence_id
+    sorted_ids: np.ndarray      # int64 (n,): fence_id sorted
     kind: np.ndarray            # int8 (n,): CIRCLE or POLYGON
     radius_m: np.ndarray        # float (n,); NaN for polygons
     shape: np.ndarray           # object (n,): shapely Polygon in frame metres (prepared), None for circles
@@ -157,6 +159,10 @@ class FenceSet:
     min_dwell_ms: np.ndarray    # int64 (n,)
     max_accuracy_m: np.ndarray  # float (n,)
     inner_cap_m: np.ndarray     # float (n,): most depth asked of an "inside" fix: r/2, polygons area/perimeter
+    inner0_m: np.ndarray        # float (n,): the usual depth asked, min(hysteresis, cap); 0 without anti-flap
+    shrunk: np.ndarray          # object (n,): polygons shrunk by inner0_m (frame metres), None for circles
+    outer0_m: np.ndarray        # float (n,): the usual outside margin, the hysteresis; 0 without anti-flap
+    grown: np.ndarray           # object (n,): polygons grown by outer0_m (frame metres), None for circles
     pad_m: np.ndarray           # float (n,): margin the grid boxes are grown by (m)
     grown_box: np.ndarray       # float (n, 4): lat min, lat max, lon centre, lon half width, grown by pad_m
     tree: shapely.STRtree
@@ -169,12 +175,10 @@ class FenceSet:
     def index_of(self, fence_id) -> np.ndarray:
         """Fence indices of ``fence_id`` (int64 array-like); -1 where unknown."""
         fid = np.asarray(fence_id, dtype=np.int64)
-        order = np.argsort(self.fence_id)
-        pos = np.clip(np.searchsorted(self.fence_id[order], fid), 0, max(len(order) - 1, 0))
-        if len(order) == 0:
+        if len(self.fence_id) == 0:
             return np.full(fid.shape, -1, np.int64)
-        hit = self.fence_id[order][pos] == fid
-        return np.where(hit, order[pos], -1)
+        pos = np.minimum(np.searchsorted(self.sorted_ids, fid), len(self.sorted_ids) - 1)
+        return np.where(self.sorted_ids[pos] == fid, self.id_order[pos], -1)
 
     @classmethod
     def compile(cls, fences: Sequence[Fence]) -> "FenceSet":
@@ -238,14 +242,26 @@ class FenceSet:
         if poly.any():
             frame_box[poly] = shapely.bounds(shapes[poly])
             inner_cap[poly] = shapely.area(shapes[poly]) / shapely.length(shapes[poly])
+        inner0 = np.where(af_on, np.minimum(hyst, inner_cap), 0.0)
+        shrunk = np.full(n, None, dtype=object)
+        if poly.any():
+            shrunk[poly] = shapely.buffer(shapes[poly], -inner0[poly], quad_segs=8)
+            shapely.prepare(shrunk[poly])
+        outer0 = np.where(af_on, hyst, 0.0)
+        grown = np.full(n, None, dtype=object)
+        if poly.any():
+            # quad_segs=8: rounded corners as chords, at most 2 % of the margin inside the true buffer.
+            grown[poly] = shapely.buffer(shapes[poly], outer0[poly], quad_segs=8)
+            shapely.prepare(grown[poly])
         return cls(
-            fences=fences, fence_id=ids, kind=kind, radius_m=radius, shape=shapes,
+            fences=fences, fence_id=ids, id_order=np.argsort(ids), sorted_ids=np.sort(ids), kind=kind, radius_m=radius, shape=shapes,
             boundary=np.where(poly, shapely.boundary(np.where(poly, shapes, None)), None),
             frame_box=frame_box, centre=centre, frame=frame_params(centre[:, 0], centre[:, 1]).reshape(n, 9),
             box_lat=box_lat, box_lon=box_lon, af_on=af_on, hysteresis_m=hyst,
             min_fixes=np.array([a.min_fixes for a in af], np.int64),
             min_dwell_ms=np.array([a.min_dwell_ms for a in af], np.int64),
-            max_accuracy_m=max_acc, pad_m=pad, inner_cap_m=inner_cap,
+            max_accuracy_m=max_acc, pad_m=pad, inner_cap_m=inner_cap, inner0_m=inner0, shrunk=shrunk,
+            outer0_m=outer0, grown=grown,
             grown_box=np.column_stack([grown_lat, box_lon[:, 0], np.minimum(grown_half, 180.0)]).reshape(n, 4),
             tree=shapely.STRtree(boxes), tree_fence=owner,
             grid=GridIndex.build(g_lo[:, 1], g_lo[:, 3], g_lo[:, 0], g_lo[:, 2], gowner),

@@ -51,6 +51,13 @@ def _member(sorted_values: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.nd
     """(found mask, position) of each ``x`` in the sorted unique ``sorted_values``."""
     if len(sorted_values) == 0:
         return np.zeros(len(x), bool), np.zeros(len(x), np.int64)
+    lo, hi = int(sorted_values[0]), int(sorted_values[-1])
+    if 0 <= lo and hi < 4 * len(sorted_values) + 4096:      # dense device codes: a direct table
+        table = np.full(hi + 1, -1, np.int64)
+        table[sorted_values] = np.arange(len(sorted_values))
+        pos = table[np.clip(x, 0, hi)]
+        found = (x >= 0) & (x <= hi) & (pos >= 0)
+        return found, np.maximum(pos, 0)
     pos = np.minimum(np.searchsorted(sorted_values, x), len(sorted_values) - 1)
     return sorted_values[pos] == x, pos
 
