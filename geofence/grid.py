@@ -32,6 +32,23 @@ class _Level:
         """Index into ``keys`` of each point's cell, -1 where the cell is empty."""
         i = np.floor((lat + 90.0) * (1.0 / self.cell_deg)).astype(np.int64)
         j = np.floor(((lon + 180.0) % 360.0) * (1.0 / self.cell_deg)).astype(np.int64) % self.n_lon
+        return self.lookup(i, j)
+
+    def expand(self, q: np.ndarray, slot: np.ndarray, qs: list, owners: list) -> None:
+        """Append (query, owner) pairs for queries ``q`` whose cell is ``slot`` (-1: empty)."""
+        hit = slot >= 0
+        q, slot = q[hit], slot[hit]
+        if len(q) == 0:
+            return
+        start = self.offsets[slot]
+        cnt = self.offsets[slot + 1] - start
+        first = np.cumsum(cnt) - cnt
+        qs.append(np.repeat(q, cnt))
+        owners.append(self.items[np.repeat(start - first, cnt) + np.arange(int(cnt.sum()))])
+
+    def lookup(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Index into ``keys`` of cells (row ``i``, column ``j`` mod n_lon), -1 where empty."""
+        j = j % self.n_lon
         if self.window:
             i0, j0, rows, cols = self.window
             i -= i0
@@ -85,21 +102,50 @@ class GridIndex:
         lat, lon = np.asarray(lat, float), np.asarray(lon, float)
         pts, owners = [], []
         for lv in self.levels:
-            slot = lv.slots(lat, lon)
-            pt = np.flatnonzero(slot >= 0)
-            if len(pt) == 0:
-                continue
-            start = lv.offsets[slot[pt]]
-            count = lv.offsets[slot[pt] + 1] - start
-            total = int(count.sum())
-            p = np.repeat(pt, count)
-            first = np.cumsum(count) - count
-            at = np.repeat(start - first, count) + np.arange(total)
-            pts.append(p)
-            owners.append(lv.items[at])
+            lv.expand(np.arange(len(lat)), lv.slots(lat, lon), pts, owners)
         if not pts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(pts), np.concatenate(owners)
+
+
+    def query_boxes(self, lat_lo, lat_hi, lon_c, lon_half, max_cells: int = 16):
+        """(query index, owner) pairs for boxes (deg; lon as centre ± half width) meeting registered cells.
+
+        Pairs may repeat. Returns also a mask of the queries that span more than ``max_cells`` cells on
+        some level: those are not answered here (ask an STRtree).
+        """
+        lat_lo, lat_hi = np.asarray(lat_lo, float), np.asarray(lat_hi, float)
+        lon_c, lon_half = np.asarray(lon_c, float), np.asarray(lon_half, float)
+        big = np.zeros(len(lat_lo), bool)
+        ranges = []
+        for lv in self.levels:
+            inv = 1.0 / lv.cell_deg
+            i0 = np.floor((lat_lo + 90.0) * inv).astype(np.int64)
+            i1 = np.floor((lat_hi + 90.0) * inv).astype(np.int64)
+            j0 = np.floor((lon_c - lon_half + 180.0) * inv).astype(np.int64)
+            j1 = np.floor((lon_c + lon_half + 180.0) * inv).astype(np.int64)
+            n_j = j1 - j0 + 1
+            count = (i1 - i0 + 1) * n_j
+            big |= count > max_cells
+            ranges.append((lv, i0, j0, n_j, count))
+        qs, owners = [], []
+        for lv, i0, j0, n_j, count in ranges:
+            n_i = count // n_j
+            small = ~big & (n_i <= 2) & (n_j <= 2)       # the usual case: the four corner cells
+            i1, j1 = i0 + n_i - 1, j0 + n_j - 1
+            for ii, jj, mask in ((i0, j0, small), (i0, j1, small & (n_j == 2)),
+                                 (i1, j0, small & (n_i == 2)), (i1, j1, small & (n_i == 2) & (n_j == 2))):
+                q = np.flatnonzero(mask)
+                lv.expand(q, lv.lookup(ii[q], jj[q]), qs, owners)
+            rest = np.flatnonzero(~big & ~small)
+            if len(rest):
+                i0r, j0r, n_jr, cr = i0[rest], j0[rest], n_j[rest], count[rest]
+                q = np.repeat(np.arange(len(rest)), cr)
+                local = np.arange(int(cr.sum())) - np.repeat(np.cumsum(cr) - cr, cr)
+                lv.expand(rest[q], lv.lookup(i0r[q] + local // n_jr[q], j0r[q] + local % n_jr[q]), qs, owners)
+        if not qs:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), big
+        return np.concatenate(qs), np.concatenate(owners), big
 
 
 def _register(cell, i0, i1, j0, j1, owner) -> _Level:

@@ -79,7 +79,7 @@ def pair_distance(fs: FenceSet, fence, xyz, margin_m=None, inner_m=None):
       the true distance;
     - inside, where ``inner_m`` (per pair; None = everywhere) is larger than the fence's ``inner0_m``; at
       ``inner0_m`` the pre-shrunk polygon answers instead and ``d`` is ``-inner_m`` when the point is at
-      least that deep, else ``-0.0``.
+      least that deep, else ``-0.0``; ``inner_m = inf`` asks no depth at all.
     """
     par = fs.frame[fence]
     east, north = east_north(par, xyz)
@@ -105,8 +105,9 @@ def pair_distance(fs: FenceSet, fence, xyz, margin_m=None, inner_m=None):
             exact = pin.copy()
         else:
             inner = inner_m[p]
-            exact = pin & (inner > fs.inner0_m[pf] + 1e-9)
-            quick = np.flatnonzero(pin & ~exact & (inner > 0))
+            asked = pin & np.isfinite(inner)        # inner_m = inf: the depth is not needed
+            exact = asked & (inner > fs.inner0_m[pf] + 1e-9)
+            quick = np.flatnonzero(asked & ~exact & (inner > 0))
             deep = shapely.contains_xy(fs.shrunk[pf[quick]], pe[quick], pn[quick])
             dp[quick[deep]] = -inner[quick[deep]]
         if margin_m is None:

@@ -5,7 +5,8 @@ A fence is a circle (centre + radius, m) or a GeoJSON polygon (with holes), each
 
 - lon/lat bounding boxes (a box crossing the antimeridian is stored as two boxes, a box reaching a pole spans
   every longitude), used only as prefilters: an STRtree for arbitrary query boxes (long segments, large
-  margins) and, for the hot path, a :class:`geofence.grid.GridIndex` over the boxes grown by ``pad_m``;
+  margins) and, for the hot path, a :class:`geofence.grid.GridIndex` over the boxes grown by ``pad_m``
+  (the usual anti-flap margin);
 - per fence, a local east/north tangent frame at its centre (:mod:`geofence.frames`): exact at any latitude
   and across the antimeridian; polygons are stored in its metres, circles measure geodesic distance;
 - circle radii, polygon boundaries and boxes in frame metres, and the anti-flap parameters as arrays.
@@ -28,9 +29,6 @@ from vigil.errors import RejectedInput
 M_PER_DEG_LAT = 110_574.0   # the smallest metres per degree of latitude (equator), so boxes err large
 M_PER_DEG_LON = 111_320.0   # metres per degree of longitude at the equator
 CIRCLE, POLYGON = 0, 1
-#: How far a fix may be from a fence and still need its exact test in the hot path, beyond the anti-flap
-#: margin: the longest fix-to-fix segment whose ``cross`` test uses the grid (longer ones use the STRtree).
-SEGMENT_PAD_M = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +228,7 @@ class FenceSet:
         af_on = np.array([a.enabled for a in af], bool)
         hyst = np.array([a.hysteresis_m for a in af], float)
         max_acc = np.array([a.max_accuracy_m for a in af], float)
-        pad = np.where(af_on, np.maximum(hyst, max_acc), 0.0) + SEGMENT_PAD_M
+        pad = np.where(af_on, hyst, 0.0) + 1.0    # the usual margin; fixes with a larger one use the STRtree
         grown_lat = np.column_stack([box_lat[:, 0] - pad / M_PER_DEG_LAT, box_lat[:, 1] + pad / M_PER_DEG_LAT])
         grown_half = box_lon[:, 1] + pad / M_PER_DEG_LON / np.cos(np.radians(np.minimum(
             np.abs(grown_lat).max(axis=1) if n else np.zeros(0), 89.9)))

@@ -28,8 +28,8 @@ import numpy as np
 
 from geofence.confirm import BAND, HOLD, IN, OUT, UNKNOWN, confirm
 from geofence.frames import ecef
-from geofence.membership import in_grown_box, pair_distance, segment_crosses, segment_hits, sides
-from geofence.shapes import SEGMENT_PAD_M, FenceSet
+from geofence.membership import candidates, in_grown_box, pair_distance, segment_crosses, segment_hits, sides
+from geofence.shapes import FenceSet, wrap_lon
 from geofence.state import CROSS, ENTER, EXIT, KIND_NAMES, Events, GeofenceState, _events
 from vigil.errors import RejectedInput
 
@@ -108,10 +108,19 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     xyz = ecef(e_lat, e_lon).reshape(-1, 3)
     nf = max(len(fs), 1)
 
-    # Evidence: new fixes against the fences whose grown box holds them.
+    # Evidence: new fixes against the fences whose box grown by the usual margin holds them (the grid);
+    # fixes with a larger margin (poor accuracy) ask the STRtree with their own.
     g_fix, g_fence = fs.grid.query(lat, lon) if len(fs) else (_NONE, _NONE)
-    sel = in_grown_box(fs, g_fence, lat[g_fix], lon[g_fix])
-    g_row, g_fence = new_pos[g_fix[sel]], g_fence[sel]
+    acc0 = np.nan_to_num(acc, nan=0.0)
+    af_pad = fs.pad_m[fs.af_on]
+    wide = acc0 > (float(af_pad.min()) if len(af_pad) else np.inf)
+    sel = in_grown_box(fs, g_fence, lat[g_fix], lon[g_fix]) & ~wide[g_fix]
+    g_fix, g_fence = g_fix[sel], g_fence[sel]
+    if wide.any():
+        w = np.flatnonzero(wide)
+        w_fix, w_fence = candidates(fs, lat[w], lon[w], np.maximum(acc0[w], float(af_pad.max())))
+        g_fix, g_fence = np.concatenate([g_fix, w[w_fix]]), np.concatenate([g_fence, w_fence])
+    g_row = new_pos[g_fix]
     af = fs.af_on[g_fence]
     g_margin = _margin(fs, g_fence, e_acc[g_row])
     g_inner = np.minimum(g_margin, fs.inner_cap_m[g_fence])
@@ -121,8 +130,7 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     p_fix, p_fence = g_row[near], g_fence[near]
     deep = g_in[near] & (g_d[near] <= -g_inner[near])
     p_obs = np.where(g_poor[near], HOLD, np.where(deep, IN, BAND)).astype(np.int8)
-    out = ~g_in & (g_d > g_margin)
-    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, xyz, g_row[out], g_fence[out], g_d[out])
+    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, xyz)
 
     # Keys: state rows of these devices (fences still defined), near pairs, cross pairs.
     sk = np.flatnonzero(_member(ub, state.key_device)[0])
@@ -218,38 +226,40 @@ def _clear_outside(fs: FenceSet, fence, xyz, acc) -> tuple[np.ndarray, np.ndarra
     return d > margin, east, north
 
 
-def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, xyz, o_row, o_fence, o_d):
+def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, xyz):
     """(row, fence index) of ``cross`` events-to-be: the segment from the device's previous fix meets a fence
     while both fixes are clearly outside it (beyond the anti-flap margin, so jitter around a parked car
-    never crosses). ``o_*``: pairs of new fixes clearly outside a fence whose grown box holds them.
-
-    A segment up to ``SEGMENT_PAD_M`` long can only meet fences whose grown box holds its end, so those come
-    from the evidence pairs; longer segments query the STRtree.
-    """
-    m = len(e_dev)
-    seg = np.zeros(m, bool)
-    seg[1:] = (e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= config.cross_max_gap_ms)
-    seg_m = np.zeros(m)
-    seg_m[1:] = np.sqrt(((xyz[1:] - xyz[:-1]) ** 2).sum(axis=1))
-    short = seg & (seg_m <= SEGMENT_PAD_M)
-    rows, fences = [], []
-    cand = short[o_row] & (o_d < seg_m[o_row])
-    if cand.any():
-        r, f = o_row[cand], o_fence[cand]
-        hit, ea, na = _clear_outside(fs, f, xyz[r - 1], e_acc[r - 1])
-        _, eb, nb = sides(fs, f, xyz[r])
-        hit[hit] = segment_hits(fs, f[hit], ea[hit], na[hit], eb[hit], nb[hit])
-        rows.append(r[hit])
-        fences.append(f[hit])
-    long_rows = np.flatnonzero(seg & ~short)
-    if len(long_rows):
-        s_idx, f = segment_crosses(fs, e_lat[long_rows - 1], e_lon[long_rows - 1], e_lat[long_rows], e_lon[long_rows])
-        r = long_rows[s_idx]
-        ok = _clear_outside(fs, f, xyz[r - 1], e_acc[r - 1])[0] & _clear_outside(fs, f, xyz[r], e_acc[r])[0]
-        rows.append(r[ok])
-        fences.append(f[ok])
-    if not rows:
+    never crosses). Candidates come from the grid by segment box (the STRtree for very long segments)."""
+    if len(fs) == 0:
         return _NONE, _NONE
-    row, fence = np.concatenate(rows), np.concatenate(fences)
+    # Both ends beyond the margin and a path through the fence: at least twice the smallest margin long.
+    shortest = 2.0 * float(fs.outer0_m.min())
+    seg = np.flatnonzero((e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= config.cross_max_gap_ms)
+                         & (((xyz[1:] - xyz[:-1]) ** 2).sum(axis=1) >= shortest * shortest)) + 1
+    if len(seg) == 0:
+        return _NONE, _NONE
+    la, lb, oa, ob = e_lat[seg - 1], e_lat[seg], e_lon[seg - 1], e_lon[seg]
+    dlon = wrap_lon(ob - oa)
+    lat_lo, lat_hi = np.minimum(la, lb), np.maximum(la, lb)
+    lon_c, half = oa + dlon / 2, np.abs(dlon) / 2
+    q, f, big = fs.grid.query_boxes(lat_lo, lat_hi, lon_c, half)
+    box = fs.box_lat[f]
+    near = (box[:, 0] <= lat_hi[q]) & (box[:, 1] >= lat_lo[q])
+    gap = np.abs(wrap_lon(lon_c[q] - fs.box_lon[f, 0]))
+    near &= gap <= half[q] + fs.box_lon[f, 1]
+    key = np.unique(q[near] * len(fs) + f[near])
+    q, f = key // len(fs), key % len(fs)
+    if big.any():
+        b = np.flatnonzero(big)
+        s_idx, f2 = segment_crosses(fs, la[b], oa[b], lb[b], ob[b])
+        q, f = np.concatenate([q, b[s_idx]]), np.concatenate([f, f2])
+    r = seg[q]
+    in_a, ea, na = sides(fs, f, xyz[r - 1])
+    in_b, eb, nb = sides(fs, f, xyz[r])
+    hit = ~in_a & ~in_b
+    hit[hit] = segment_hits(fs, f[hit], ea[hit], na[hit], eb[hit], nb[hit])
+    r, f = r[hit], f[hit]
+    ok = _clear_outside(fs, f, xyz[r - 1], e_acc[r - 1])[0] & _clear_outside(fs, f, xyz[r], e_acc[r])[0]
+    row, fence = r[ok], f[ok]
     poor = fs.af_on[fence] & ((e_acc[row - 1] > fs.max_accuracy_m[fence]) | (e_acc[row] > fs.max_accuracy_m[fence]))
     return row[~poor], fence[~poor]
