@@ -60,6 +60,9 @@ class Settings:
     # unset: no TCP listener, devices use MQTT.
     teltonika_tcp_port: int | None = None
     log_level: str = "INFO"
+    # 15 min: a geofence notice older than this no longer says where the car or pet is; it is stored
+    # (suppressed) but not pushed. Late data (a box flushing its buffer) lands here.
+    geofence_notice_max_age_s: int = 900
 
     @property
     def http_bind(self) -> str:
