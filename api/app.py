@@ -9,7 +9,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
-from api import problems, trips, vehicles
+from api import geofences, pets, problems, trips, vehicles
 from api.schemas import Health
 from storage import deadletters
 from storage.db import Database
@@ -34,6 +34,8 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
     problems.install(app)
     app.include_router(vehicles.router)
     app.include_router(trips.router)
+    app.include_router(geofences.router)
+    app.include_router(pets.router)
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness, storage mode, rejects")
     async def healthz(request: Request) -> Health:

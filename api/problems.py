@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from vigil.errors import NotFound, StorageError
+from vigil.errors import NotFound, RejectedInput, StorageError
 
 TYPE_BASE = "https://vigil.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -27,6 +27,10 @@ def install(app: FastAPI) -> None:
     async def invalid(request: Request, exc: RequestValidationError):
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         return problem(422, "invalid-request", "request is invalid", "see errors", errors=errors)
+
+    @app.exception_handler(RejectedInput)
+    async def rejected(request: Request, exc: RejectedInput):
+        return problem(422, "rejected-input", "input refused", exc.detail or exc.reason, reason=exc.reason)
 
     @app.exception_handler(StorageError)
     async def storage(request: Request, exc: StorageError):
