@@ -70,6 +70,7 @@ class GeofenceProcessor:
         self._fences_at = self._devices_at = -1e9
         self._covers_ms = 0
         self._last_save = 0.0
+        self.replayed_fixes = 0
         self._inbox: list[tuple[FixBatch, object]] = []
         self._pending_commits: list = []
         self._lock = asyncio.Lock()
@@ -77,6 +78,11 @@ class GeofenceProcessor:
         metrics.describe("vigil_geofence_events_total", "kind", "geofence transitions stored, by kind")
         metrics.describe("vigil_geofence_notices_total", "", "geofence notices queued (suppressed late ones too)")
         metrics.describe("vigil_geofence_fence_reloads_total", "", "fence set reloads after fence changes")
+
+    @property
+    def fence_version(self) -> int:
+        """The ``fence_set_version`` of the fence set in use (-1 before the first load)."""
+        return self._version
 
     async def run(self) -> None:
         await self.recover()
@@ -100,6 +106,7 @@ class GeofenceProcessor:
         async for batch in self._stored_fixes(since):
             await self._apply(batch)
             replayed += len(batch["device"])
+        self.replayed_fixes = replayed
         if replayed:
             log.info("geofence processor replayed %d stored fixes received since its last save", replayed)
 
@@ -121,6 +128,8 @@ class GeofenceProcessor:
         while True:
             await asyncio.sleep(self.step_every_s)
             await self.flush()
+            async with self._lock:  # fence edits take effect while no fixes arrive too
+                await retry_forever(self._refresh, what="reloading fences", log=log)
 
     async def flush(self) -> None:
         """Step over everything received so far."""
