@@ -31,8 +31,8 @@ from geofence.shapes import FenceSet
 from geofence.transitions import KIND_NAMES, Events, GeofenceState, StepConfig, step
 from notify import Notice, enqueue
 from storage import geofences as store
+from storage import processor_state
 from storage.db import Database
-from storage.trips import load_state
 from vigil.batch import FixBatch
 from vigil.metrics import Metrics
 from vigil.retry import retry_forever
@@ -97,7 +97,7 @@ class GeofenceProcessor:
     async def recover(self) -> None:
         """Load fences and the saved state, then replay the fixes received since it was saved."""
         await self._refresh(force=True)
-        loaded = await load_state(self.db, GROUP)
+        loaded = await processor_state.load(self.db, GROUP)
         if loaded is not None:
             blob, self._covers_ms = loaded
             self.state = GeofenceState.from_bytes(blob)

@@ -12,6 +12,7 @@ import json
 import numpy as np
 from psycopg.rows import dict_row
 
+from storage import processor_state
 from storage.db import Database
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -139,12 +140,7 @@ async def write(db: Database, events: dict | None, state: tuple[str, bytes, int]
             await cur.execute(_INSERT_EVENTS, dict(epoch=_EPOCH, **events))
             inserted = cur.rowcount
         if state is not None:
-            name, blob, covers_ms = state
-            await cur.execute(
-                "INSERT INTO processor_state (name, state, covers_received_before) VALUES (%s, %s, %s)"
-                " ON CONFLICT (name) DO UPDATE SET state = excluded.state,"
-                " covers_received_before = excluded.covers_received_before, saved_at = now()",
-                (name, blob, _EPOCH + dt.timedelta(milliseconds=covers_ms)))
+            await processor_state.save_on(cur, *state)
     return inserted
 
 
