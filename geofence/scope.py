@@ -73,7 +73,9 @@ class FenceScope:
     device: np.ndarray         # int64 device codes, sorted
     d_owner: np.ndarray        # int64 owner code, -1 without owner
     d_car: np.ndarray          # bool
-    owners_with_car_fences: np.ndarray  # int64 owner codes, sorted
+    d_relevant: np.ndarray     # bool: some fence applies to the device
+    lut: np.ndarray | None     # int64 row of each device code (-1 unknown) when codes are dense, else None
+    relevant_lut: np.ndarray | None  # bool per device code, with ``lut``
 
     @classmethod
     def build(cls, *, fence_id: Sequence[int], scope: Sequence[str], fence_owner: Sequence[str],
@@ -87,13 +89,27 @@ class FenceScope:
         fo = np.argsort(fid)
         dev = np.asarray(device, np.int64)
         do = np.argsort(dev)
-        return cls(fid[fo], f_dev[fo], f_owner[fo], dev[do], d_owner[do],
-                   np.asarray(device_is_car, bool)[do], np.unique(f_owner[fo][f_dev[fo] < 0]))
+        dev, d_owner, d_car = dev[do], d_owner[do], np.asarray(device_is_car, bool)[do]
+        car_owners = np.unique(f_owner[f_dev < 0])
+        relevant = (d_car & (d_owner >= 0) & np.isin(d_owner, car_owners)) | np.isin(dev, f_dev[f_dev >= 0])
+        lut = relevant_lut = None
+        # Device codes are a bigserial, so nearly dense: a direct table beats a binary search per fix.
+        if len(dev) and dev[0] >= 0 and dev[-1] <= 8 * len(dev) + 1024:
+            lut = np.full(dev[-1] + 1, -1, np.int64)
+            lut[dev] = np.arange(len(dev))
+            relevant_lut = np.zeros(dev[-1] + 1, bool)
+            relevant_lut[dev] = relevant
+        return cls(fid[fo], f_dev[fo], f_owner[fo], dev, d_owner, d_car, relevant, lut, relevant_lut)
 
     def _device_rows(self, device) -> tuple[np.ndarray, np.ndarray]:
+        """(row in the device table, known) per device code."""
         device = np.asarray(device, np.int64)
         if len(self.device) == 0:
             return np.zeros(len(device), np.int64), np.zeros(len(device), bool)
+        if self.lut is not None:
+            inside = (device >= 0) & (device < len(self.lut))
+            row = np.where(inside, self.lut[np.where(inside, device, 0)], -1)
+            return np.maximum(row, 0), row >= 0
         pos = np.minimum(np.searchsorted(self.device, device), len(self.device) - 1)
         return pos, self.device[pos] == device
 
@@ -103,23 +119,22 @@ class FenceScope:
 
     def relevant(self, device) -> np.ndarray:
         """Per device code: does any fence apply to it (bool)? Fixes of other devices need no step."""
-        device = np.asarray(device, np.int64)
+        if self.relevant_lut is not None:
+            device = np.asarray(device, np.int64)
+            ok = (device >= 0) & (device < len(self.relevant_lut))
+            return self.relevant_lut[np.where(ok, device, 0)] & ok
         pos, hit = self._device_rows(device)
-        own = np.where(hit, self.d_owner[pos] if len(self.device) else -1, -1)
-        car = hit & (self.d_car[pos] if len(self.device) else False)
-        by_owner = car & (own >= 0) & np.isin(own, self.owners_with_car_fences)
-        return by_owner | np.isin(device, self.f_device[self.f_device >= 0])
+        return hit & self.d_relevant[pos] if len(self.device) else hit
 
     def allowed(self, device, fence_id) -> np.ndarray:
         """Per (device code, fence_id) pair: does that fence apply to that device (bool)?"""
         device, fence_id = np.asarray(device, np.int64), np.asarray(fence_id, np.int64)
-        if len(self.fence_id) == 0:
+        if len(self.fence_id) == 0 or len(self.device) == 0:
             return np.zeros(len(device), bool)
         fp = np.minimum(np.searchsorted(self.fence_id, fence_id), len(self.fence_id) - 1)
         fhit = self.fence_id[fp] == fence_id
         dp, dhit = self._device_rows(device)
-        d_owner = np.where(dhit, self.d_owner[dp] if len(self.device) else -1, -1)
-        d_car = dhit & (self.d_car[dp] if len(self.device) else False)
         own_fence = self.f_device[fp] == device
-        customer = (self.f_device[fp] < 0) & d_car & (d_owner >= 0) & (d_owner == self.f_owner[fp])
+        customer = ((self.f_device[fp] < 0) & dhit & self.d_car[dp] & (self.d_owner[dp] >= 0)
+                    & (self.d_owner[dp] == self.f_owner[fp]))
         return fhit & (own_fence | customer)
