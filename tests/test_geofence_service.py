@@ -48,7 +48,7 @@ async def fences_loaded(runtime, timeout: float = 20.0) -> None:
         if runtime.geofence_processor.fence_version >= want:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError("fence set not reloaded")
+    raise TimeoutError("fence set not reloaded")
 
 
 async def settled(runtime, code: int, last_ts: int, timeout: float = 60.0) -> None:
@@ -60,7 +60,7 @@ async def settled(runtime, code: int, last_ts: int, timeout: float = 60.0) -> No
             await asyncio.sleep(0.3)   # the events of that step are written after the state moves
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"device {code} not processed up to {last_ts}")
+    raise TimeoutError(f"device {code} not processed up to {last_ts}")
 
 
 async def stored_events(db, code: int | None = None) -> list[tuple]:
@@ -186,12 +186,13 @@ async def test_parked_car_for_24_hours_next_to_an_edge_gives_no_event(mqtt_url, 
     assert key(rows) == key(expected(car.id, track, [guarded, naive]))
 
 
-@pytest.mark.xfail(strict=True, reason="core: 'in' needs no margin and evidence runs skip in-band fixes, so "
-                                       "Gaussian 15 m jitter at a fence edge still flaps with the defaults")
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="core: 'in' needs no margin and evidence runs skip in-band fixes, so Gaussian 15 m "
+                          "jitter at a fence edge still flaps with the defaults (docs/geofences.md)")
 async def test_parked_car_with_gaussian_15m_jitter_at_the_edge(mqtt_url, database_url, runtime_factory):
     runtime = await start(runtime_factory, mqtt_url, database_url)
     car, = await devices.provision(runtime.db, ["jitter"], kind="car", owner="alice")
-    await make_fence(runtime, "/v1/geofences", {"type": "Feature", "properties": {"name": "home", "radius_m": 200.0},
+    fence = await make_fence(runtime, "/v1/geofences", {"type": "Feature", "properties": {"name": "home", "radius_m": 200.0},
                                                 "geometry": {"type": "Point", "coordinates": [LON0, LAT0]}}, ALICE)
     await fences_loaded(runtime)
     rng = np.random.default_rng(7)
@@ -200,7 +201,10 @@ async def test_parked_car_with_gaussian_15m_jitter_at_the_edge(mqtt_url, databas
     track = fixes(now_ms() - 86_400_000, lat, lon, every_s=60, accuracy_m=15.0)
     await publish(mqtt_url, "car", "jitter", track, per_message=60)
     await settled(runtime, car.id, track[-1]["ts"])
-    assert await stored_events(runtime.db) == []
+    rows = await stored_events(runtime.db)
+    if key(rows) != key(expected(car.id, track, [fence])):
+        pytest.fail("the service disagrees with the core")   # a service fault, not the known core limit
+    assert rows == []
 
 
 async def test_pet_walks_out_of_its_fence_and_back(mqtt_url, database_url, runtime_factory):
