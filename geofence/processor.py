@@ -12,7 +12,8 @@ State: the core's :class:`GeofenceState`, saved in ``processor_state`` ('geofenc
 in the transaction that writes the events of that moment, with the arrival time it covers. On start it is
 loaded and the stored fixes received since are replayed (the core skips fixes it has already seen), so
 a restart neither repeats nor misses a transition. On Kafka, offsets are committed only once a save
-covers them. The fence set is reloaded when ``fence_set_version`` moves (checked every ``fences_every_s``).
+covers them. The fence set is reloaded when ``fence_set_version`` moves (checked every ``fences_every_s``),
+compiled off the step path.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class GeofenceProcessor:
         self._fence_rows: dict[int, dict] = {}
         self._names: dict[int, str] = {}
         self._device_table: tuple = (np.zeros(0, np.int64), np.zeros(0, bool), [])
-        self._fences_at = self._devices_at = -1e9
+        self._devices_at = -1e9
         self._covers_ms = 0
         self._last_save = 0.0
         self.replayed_fixes = 0
@@ -87,16 +88,17 @@ class GeofenceProcessor:
     async def run(self) -> None:
         await self.recover()
         self.ready.set()
-        stepper = asyncio.ensure_future(self._step_forever())
+        helpers = [asyncio.ensure_future(self._step_forever()), asyncio.ensure_future(self._reload_forever())]
         try:
             async for delivery in self.bus.consume(FIXES, GROUP):
                 self._inbox.append((delivery.batch, delivery.commit))
         finally:
-            stepper.cancel()
+            for task in helpers:
+                task.cancel()
 
     async def recover(self) -> None:
         """Load fences and the saved state, then replay the fixes received since it was saved."""
-        await self._refresh(force=True)
+        await self._reload_fences(force=True)
         loaded = await processor_state.load(self.db, GROUP)
         if loaded is not None:
             blob, self._covers_ms = loaded
@@ -128,8 +130,11 @@ class GeofenceProcessor:
         while True:
             await asyncio.sleep(self.step_every_s)
             await self.flush()
-            async with self._lock:  # fence edits take effect while no fixes arrive too
-                await retry_forever(self._refresh, what="reloading fences", log=log)
+
+    async def _reload_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.fences_every_s)
+            await retry_forever(self._reload_fences, what="reloading fences", log=log)
 
     async def flush(self) -> None:
         """Step over everything received so far."""
@@ -141,25 +146,29 @@ class GeofenceProcessor:
             # Committed on the bus at the next state save, which covers these fixes.
             self._pending_commits.extend(commit for _, commit in taken)
 
-    async def _refresh(self, *, force: bool = False, devices=None) -> None:
-        """Reload the fence set when its version moved, the device table when stale or missing a device."""
+    async def _reload_fences(self, *, force: bool = False) -> None:
+        """Reload the fence set when ``fence_set_version`` moved. Compiling (seconds for thousands of
+        polygons) runs in a thread outside the step lock: steps go on with the old set meanwhile."""
+        if not force and await store.fence_set_version(self.db) == self._version:
+            return
+        version, rows = await store.active_fences(self.db)
+        fences = await asyncio.to_thread(_compile, rows)
+        async with self._lock:
+            self.fences, self._fence_rows, self._version = fences, {r["id"]: r for r in rows}, version
+            await self._refresh_devices(force=force, rebuild=True)
+        self.metrics.inc("vigil_geofence_fence_reloads_total", by=1)
+
+    async def _refresh_devices(self, *, force: bool = False, rebuild: bool = False, devices=None) -> None:
+        """Re-read the device table when stale or missing a device of ``devices``; rebuild the scope
+        when it or the fences changed. Called with the step lock held."""
         now = time.monotonic()
-        fences_changed = False
-        if force or now - self._fences_at >= self.fences_every_s:
-            self._fences_at = now
-            if force or await store.fence_set_version(self.db) != self._version:
-                version, rows = await store.active_fences(self.db)
-                self.fences = await asyncio.to_thread(_compile, rows)
-                self._fence_rows = {r["id"]: r for r in rows}
-                self._version, fences_changed = version, True
-                self.metrics.inc("vigil_geofence_fence_reloads_total", by=1)
         unknown = devices is not None and not self.scope.known(np.unique(devices)).all()
-        if force or fences_changed or unknown or now - self._devices_at >= DEVICES_TTL_S:
-            if force or unknown or now - self._devices_at >= DEVICES_TTL_S:
-                codes, is_car, owners, names = await store.device_owners(self.db)
-                self._device_table = (codes, is_car, owners)
-                self._names = dict(zip(codes.tolist(), names))
-                self._devices_at = now
+        if force or unknown or now - self._devices_at >= DEVICES_TTL_S:
+            codes, is_car, owners, names = await store.device_owners(self.db)
+            self._device_table = (codes, is_car, owners)
+            self._names = dict(zip(codes.tolist(), names))
+            self._devices_at, rebuild = now, True
+        if rebuild:
             codes, is_car, owners = self._device_table
             rows = list(self._fence_rows.values())
             self.scope = FenceScope.build(
@@ -171,8 +180,8 @@ class GeofenceProcessor:
         if len(fixes["device"]) == 0:
             return
         async with self._lock:
-            await retry_forever(functools.partial(self._refresh, devices=fixes["device"]),
-                                what="reloading fences and devices", log=log)
+            await retry_forever(functools.partial(self._refresh_devices, devices=fixes["device"]),
+                                what="reloading devices", log=log)
             keep = self.scope.relevant(fixes["device"])
             if keep.any():
                 part = {k: v[keep] for k, v in fixes.items()}
