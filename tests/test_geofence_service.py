@@ -366,3 +366,27 @@ async def test_track_stream_yields_a_newly_published_fix(mqtt_url, database_url,
                     assert int(text[4:]) in (new[0]["ts"], new[1]["ts"])
     assert [(g["lat"], g["lon"], g["accuracy_m"]) for g in got] == [(45.2, 9.2, 7.0), (45.3, 9.3, 7.0)]
         
+
+async def test_fence_edits_apply_to_the_running_processor(mqtt_url, database_url, runtime_factory):
+    runtime = await start(runtime_factory, mqtt_url, database_url)
+    car, = await devices.provision(runtime.db, ["editor"], kind="car", owner="alice")
+    first = await make_fence(runtime, "/v1/geofences", {"type": "Feature", "properties": {"name": "A", "radius_m": 300.0},
+                             "geometry": {"type": "Point", "coordinates": [LON0, LAT0]}}, ALICE)
+    await fences_loaded(runtime)
+    east = np.arange(-975.0, 1000.0, 50.0)
+    t0 = now_ms() - 10 * 60_000
+    one = line(t0, LAT0, LON0, east, np.zeros_like(east), 5)
+    await publish(mqtt_url, "car", "editor", one)
+    await settled(runtime, car.id, one[-1]["ts"])
+    assert [(r[1], r[2]) for r in await stored_events(runtime.db)] == [(first["id"], "enter"), (first["id"], "exit")]
+
+    async with httpx.AsyncClient(base_url=runtime.http_url, timeout=10) as http:
+        assert (await http.delete(f"/v1/geofences/{first['id']}", headers=ALICE)).status_code == 204
+    second = await make_fence(runtime, "/v1/geofences", {"type": "Feature", "properties": {"name": "B", "radius_m": 300.0},
+                              "geometry": {"type": "Point", "coordinates": [LON0, LAT0]}}, ALICE)
+    await fences_loaded(runtime)
+    back = line(one[-1]["ts"] + 5000, LAT0, LON0, east[::-1], np.zeros_like(east), 5)   # the same way back
+    await publish(mqtt_url, "car", "editor", back, seq0=len(one) + 1)
+    await settled(runtime, car.id, back[-1]["ts"])
+    assert [(r[1], r[2]) for r in await stored_events(runtime.db)] == [
+        (first["id"], "enter"), (first["id"], "exit"), (second["id"], "enter"), (second["id"], "exit")]
