@@ -103,6 +103,11 @@ class GeofenceProcessor:
         if loaded is not None:
             blob, self._covers_ms = loaded
             self.state = GeofenceState.from_bytes(blob)
+        else:
+            # The first start has no history to resume; replaying every fix ever stored (a deployment
+            # adding geofences to months of data) would only delay it. Its starting point is saved at once.
+            self._covers_ms = int(self._clock() * 1000)
+            await store.write(self.db, None, (GROUP, self.state.to_bytes(), self._covers_ms))
         since = max(self._covers_ms - REPLAY_MARGIN_MS, 0)
         replayed = 0
         async for batch in self._stored_fixes(since):
