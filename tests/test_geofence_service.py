@@ -189,14 +189,15 @@ async def test_parked_car_for_24_hours_next_to_an_edge_gives_no_event(mqtt_url, 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason="core: 'in' needs no margin and evidence runs skip in-band fixes, so Gaussian 15 m "
                           "jitter at a fence edge still flaps with the defaults (docs/geofences.md)")
-async def test_parked_car_with_gaussian_15m_jitter_at_the_edge(mqtt_url, database_url, runtime_factory):
+@pytest.mark.parametrize("inside_m", [5.0, -10.0], ids=["5m-inside", "10m-outside"])
+async def test_parked_car_with_gaussian_15m_jitter_at_the_edge(mqtt_url, database_url, runtime_factory, inside_m):
     runtime = await start(runtime_factory, mqtt_url, database_url)
     car, = await devices.provision(runtime.db, ["jitter"], kind="car", owner="alice")
     fence = await make_fence(runtime, "/v1/geofences", {"type": "Feature", "properties": {"name": "home", "radius_m": 200.0},
                                                 "geometry": {"type": "Point", "coordinates": [LON0, LAT0]}}, ALICE)
     await fences_loaded(runtime)
     rng = np.random.default_rng(7)
-    base = offset(LAT0, LON0, 195.0, 0.0)
+    base = offset(LAT0, LON0, 200.0 - inside_m, 0.0)
     lat, lon = offset(base[0], base[1], rng.normal(0, 15, 1440), rng.normal(0, 15, 1440))
     track = fixes(now_ms() - 86_400_000, lat, lon, every_s=60, accuracy_m=15.0)
     await publish(mqtt_url, "car", "jitter", track, per_message=60)
