@@ -366,6 +366,19 @@ async def test_track_stream_yields_a_newly_published_fix(mqtt_url, database_url,
                 elif text.startswith("id: "):
                     assert int(text[4:]) in (new[0]["ts"], new[1]["ts"])
     assert [(g["lat"], g["lon"], g["accuracy_m"]) for g in got] == [(45.2, 9.2, 7.0), (45.3, 9.3, 7.0)]
+    # A client reconnecting with Last-Event-ID gets what came after that fix, at once.
+    async with httpx.AsyncClient(base_url=runtime.http_url, timeout=30) as http:
+        resume = {**ALICE, "Last-Event-ID": str(old[-1]["ts"])}
+        async with http.stream("GET", "/v1/pets/stream-pet/track/stream", headers=resume) as stream:
+            lines = stream.aiter_lines()
+            data = []
+            while len(data) < 2:
+                text = await asyncio.wait_for(anext(lines), 20)
+                if text.startswith("data: "):
+                    data.append(json.loads(text[6:])["lat"])
+    assert data == [45.2, 45.3]
+    async with httpx.AsyncClient(base_url=runtime.http_url, timeout=10) as http:
+        assert (await http.get("/v1/pets/stream-pet/track/stream", headers=BOB)).status_code == 404
         
 
 async def test_fence_edits_apply_to_the_running_processor(mqtt_url, database_url, runtime_factory):
