@@ -9,7 +9,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
-from api import find, problems, trips, vehicles
+from api import find, geofences, pets, problems, trips, vehicles
 from api import certificates as certificate_routes
 from api.certificate_service import CertificateContext
 from api.find_service import WalkGraph
@@ -44,6 +44,8 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
     app.include_router(trips.router)
     app.include_router(certificate_routes.router)
     app.include_router(find.router)
+    app.include_router(geofences.router)
+    app.include_router(pets.router)
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness, storage mode, rejects")
     async def healthz(request: Request) -> Health:

@@ -24,6 +24,8 @@ from ingest.gateway import Gateway
 from ingest.teltonika_tcp import TeltonikaListener
 from roads import bundled_pbf
 from trips.processor import TripProcessor
+from geofence.processor import GeofenceProcessor
+from notify import CHANNELS, Dispatcher, LoggingSender
 from storage import Database, EmbeddedPostgres
 from storage.consumer import StorageConsumer
 from vigil.broker import EmbeddedBroker
@@ -46,7 +48,7 @@ class _ApiServer(uvicorn.Server):
 
 
 #: The parts a runtime can run. The broker and database are started only when not configured.
-PARTS = frozenset({"gateway", "writer", "trips", "api"})
+PARTS = frozenset({"gateway", "writer", "trips", "api", "geofence", "notify"})
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     broker: EmbeddedBroker | None = None
     trip_processor: TripProcessor | None = None
+    geofence_processor: GeofenceProcessor | None = None
     teltonika_port: int | None = None
     mqtt_credentials: tuple[str, str] | None = None
     startup_s: float = 0.0
@@ -118,6 +121,17 @@ class Runtime:
             self._spawn(self.trip_processor.run(), "trip-processor")
             await self._until(self.trip_processor.ready, self._tasks[-1], "trip processor")
             self.descriptions.append("trips         segmenting trips, scoring driving style")
+        if "geofence" in self.parts:
+            self.geofence_processor = GeofenceProcessor(db=self.db, bus=self.bus, metrics=self.metrics,
+                                                        notice_max_age_s=s.geofence_notice_max_age_s)
+            self.bus.subscribe(FIXES, "geofence")
+            self._spawn(self.geofence_processor.run(), "geofence-processor")
+            await self._until(self.geofence_processor.ready, self._tasks[-1], "geofence processor")
+            self.descriptions.append("geofence      enter/exit/cross events, customer notices")
+        if "notify" in self.parts:
+            dispatcher = Dispatcher(db=self.db, senders={c: LoggingSender(c) for c in CHANNELS})
+            self._spawn(dispatcher.run(), "notify-dispatcher")
+            self.descriptions.append("notify        sending queued notices (logging senders)")
         if "gateway" in self.parts:
             user, password = self.mqtt_credentials or (s.mqtt_username, s.mqtt_password)
             self.gateway = Gateway(settings=s, mqtt_url=self.mqtt_url, db=self.db, bus=self.bus, metrics=self.metrics,
@@ -255,6 +269,12 @@ class Runtime:
                 await processor.save()
             except Exception:
                 log.exception("could not save the trip processor's state; it will replay on start")
+        geofence, self.geofence_processor = self.geofence_processor, None
+        if geofence is not None and geofence.ready.is_set():
+            try:
+                await geofence.save()
+            except Exception:
+                log.exception("could not save the geofence processor's state; it will replay on start")
         await self._stack.aclose()
 
 

@@ -71,6 +71,9 @@ class Settings:
     osm_pbf: Path | None = None
     # 5 km/h: the walking speed OSRM's and GraphHopper's foot profiles assume.
     walk_speed_kmh: float = 5.0
+    # 15 min: a geofence notice older than this no longer says where the car or pet is; it is stored
+    # (suppressed) but not pushed. Late data (a box flushing its buffer) lands here.
+    geofence_notice_max_age_s: int = 900
 
     @property
     def http_bind(self) -> str:

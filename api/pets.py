@@ -1,0 +1,113 @@
+"""Pets: their virtual fences (at most 5 named circles), last position, and live tracking over SSE.
+
+Live tracking polls rather than subscribing to the bus: the API may run in another process than the
+bus consumers, and a Kafka consumer group per open browser tab would be far heavier than one primary-key
+read of ``device_last_fix`` per stream per second; only when that moves are the new fixes read, through
+the fixes table's (device_id, ts) index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import StreamingResponse
+
+from api import fence_service as service
+from api.customer import customer_scope
+from api.geofence_schemas import FenceCollection, FenceOut, PetFenceIn, PetPosition
+from api.geofences import ERRORS, feature
+from storage import fixes
+from storage import geofences as store
+from vigil.errors import NotFound
+
+router = APIRouter(prefix="/v1/pets/{pet_id}", tags=["pets"])
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+#: Poll period of the live stream, s; and a comment line this often keeps proxies from closing it.
+STREAM_POLL_S = 1.0
+STREAM_KEEPALIVE_S = 15.0
+
+
+@router.get("/fences", response_model=FenceCollection, responses=ERRORS, summary="A pet's fences")
+async def list_fences(request: Request, pet_id: str, owner: str | None = Depends(customer_scope)) -> FenceCollection:
+    rows = await service.list_pet_fences(db=request.app.state.db, owner=owner, pet_id=pet_id)
+    return FenceCollection(features=[feature(r) for r in rows], limit=len(rows), offset=0, next_offset=None)
+
+
+@router.post("/fences", response_model=FenceOut, status_code=201, responses=ERRORS,
+             summary="Add a fence (a named circle, 20 m – 50 km); a sixth is refused (too_many_fences)")
+async def add_fence(request: Request, pet_id: str, body: PetFenceIn,
+                    owner: str | None = Depends(customer_scope)) -> FenceOut:
+    return feature(await service.add_pet_fence(db=request.app.state.db, owner=owner, pet_id=pet_id, feature=body))
+
+
+@router.get("/fences/{fence_id}", response_model=FenceOut, responses=ERRORS, summary="One of a pet's fences")
+async def get_fence(request: Request, pet_id: str, fence_id: int,
+                    owner: str | None = Depends(customer_scope)) -> FenceOut:
+    return feature(await service.get_pet_fence(db=request.app.state.db, owner=owner, pet_id=pet_id,
+                                               fence_id=fence_id))
+
+
+@router.put("/fences/{fence_id}", response_model=FenceOut, responses=ERRORS, summary="Replace a pet's fence")
+async def replace_fence(request: Request, pet_id: str, fence_id: int, body: PetFenceIn,
+                        owner: str | None = Depends(customer_scope)) -> FenceOut:
+    return feature(await service.update_pet_fence(db=request.app.state.db, owner=owner, pet_id=pet_id,
+                                                  fence_id=fence_id, feature=body))
+
+
+@router.delete("/fences/{fence_id}", status_code=204, responses=ERRORS, summary="Delete a pet's fence")
+async def delete_fence(request: Request, pet_id: str, fence_id: int,
+                       owner: str | None = Depends(customer_scope)) -> Response:
+    await service.delete_pet_fence(db=request.app.state.db, owner=owner, pet_id=pet_id, fence_id=fence_id)
+    return Response(status_code=204)
+
+
+@router.get("/position", response_model=PetPosition, responses=ERRORS, summary="A pet's last known position")
+async def position(request: Request, pet_id: str, owner: str | None = Depends(customer_scope)) -> PetPosition:
+    db = request.app.state.db
+    await service.pet(db=db, owner=owner, pet_id=pet_id)
+    pos = await fixes.last_position(db, pet_id, kind="pet")
+    if pos is None:
+        raise NotFound("pet position", pet_id)
+    return PetPosition(pet_id=pet_id, ts=pos.ts, age_s=round((request.app.state.now() - pos.ts).total_seconds(), 3),
+                       lat=pos.lat, lon=pos.lon, accuracy_m=pos.accuracy_m, speed_kmh=pos.speed_kmh)
+
+
+@router.get("/track/stream", responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
+            summary="Live tracking: the pet's new fixes as server-sent events (event: fix)")
+async def track(request: Request, pet_id: str, owner: str | None = Depends(customer_scope),
+                last_event_id: str | None = Header(None, description="resume after this fix (its ts, UTC ms)")
+                ) -> StreamingResponse:
+    db = request.app.state.db
+    found = await service.pet(db=db, owner=owner, pet_id=pet_id)
+    if last_event_id is not None and last_event_id.isdigit():
+        cursor = _EPOCH + dt.timedelta(milliseconds=int(last_event_id))
+    else:
+        cursor = await store.last_fix_ts(db, found.id) or _EPOCH
+    return StreamingResponse(_fix_events(request, found.id, cursor), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _fix_events(request: Request, code: int, cursor: dt.datetime):
+    db = request.app.state.db
+    yield ": tracking\n\n"
+    idle = 0.0
+    while not await request.is_disconnected():
+        newest = await store.last_fix_ts(db, code)
+        rows = await store.fixes_after(db, code, cursor) if newest is not None and newest > cursor else []
+        for ts, lat, lon, accuracy_m, speed_kmh in rows:
+            ms = (ts - _EPOCH) // dt.timedelta(milliseconds=1)
+            data = json.dumps({"ts": ts.isoformat(), "lat": lat, "lon": lon, "accuracy_m": accuracy_m,
+                               "speed_kmh": speed_kmh})
+            yield f"id: {ms}\nevent: fix\ndata: {data}\n\n"
+            cursor = ts
+        if rows:
+            idle = 0.0
+            continue
+        await asyncio.sleep(STREAM_POLL_S)
+        idle += STREAM_POLL_S
+        if idle >= STREAM_KEEPALIVE_S:
+            idle = 0.0
+            yield ": keep-alive\n\n"
