@@ -9,6 +9,9 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
+from accounts.config import AuthConfig
+from accounts.passwords import Passwords
+from api import auth as auth_routes
 from api import problems, trips, vehicles
 from api.schemas import Health
 from storage import deadletters
@@ -21,7 +24,10 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime] = _utcnow) -> FastAPI:
+def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime] = _utcnow,
+               auth: AuthConfig | None = None) -> FastAPI:
+    """The API. ``auth`` None: a random token key for this process (embedding, tests); ``vigil up`` passes
+    the persisted one (:meth:`AuthConfig.from_settings`)."""
     app = FastAPI(
         title="Vigil",
         version=__version__,
@@ -31,9 +37,12 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
     app.state.db = db
     app.state.metrics = metrics
     app.state.now = now
+    app.state.auth = auth or AuthConfig.ephemeral()
+    app.state.passwords = Passwords(app.state.auth)
     problems.install(app)
     app.include_router(vehicles.router)
     app.include_router(trips.router)
+    app.include_router(auth_routes.router)
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness, storage mode, rejects")
     async def healthz(request: Request) -> Health:

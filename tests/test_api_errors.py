@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import httpx
 
-from api.app import create_app
-from vigil.metrics import Metrics
+from tests.helpers import add_account, login, make_app
 
 
 async def test_errors_are_problem_json(db):
-    app = create_app(db=db, metrics=Metrics())
+    app = make_app(db)
+    await add_account(db, "alice")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vigil") as http:
+        http.headers.update(await login(http, "alice"))
         bad = await http.get("/v1/vehicles", params={"limit": 0})
         assert bad.status_code == 422
         assert bad.headers["content-type"] == "application/problem+json"

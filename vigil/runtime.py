@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import uvicorn
 
+from accounts.config import AuthConfig
 from api.app import create_app
 from bus import open_bus
 from bus.base import EVENTS, FIXES, Bus
@@ -184,7 +185,7 @@ class Runtime:
         return "vigil-simulator", password
 
     async def _start_api(self, s: Settings) -> None:
-        app = create_app(db=self.db, metrics=self.metrics)
+        app = create_app(db=self.db, metrics=self.metrics, auth=AuthConfig.from_settings(s))
         config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", lifespan="off")
         self._api = _ApiServer(config)
         self._spawn(self._api.serve(), "api")

@@ -60,6 +60,15 @@ class Settings:
     # unset: no TCP listener, devices use MQTT.
     teltonika_tcp_port: int | None = None
     log_level: str = "INFO"
+    # Key that signs API access tokens; unset: <data_dir>/auth/token-signing.key, created once at first start.
+    # API processes of one deployment must share it (one data dir, or this file on a shared volume).
+    auth_secret_file: Path | None = None
+    # 15 min access tokens, 30-day refresh tokens (rotated on every use): docs/accounts.md says why.
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 86_400
+    # 5 consecutive wrong passwords lock an account for 15 min.
+    login_lockout_attempts: int = 5
+    login_lockout_s: int = 900
 
     @property
     def http_bind(self) -> str:
