@@ -22,6 +22,8 @@ Without a valid ``Authorization: Bearer <access token>`` the answer is 401 probl
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 
@@ -29,12 +31,12 @@ from accounts.tokens import Caller, decode_access
 from api.schemas import Problem
 from vigil.errors import Forbidden, Unauthenticated
 
-__all__ = ["Caller", "current_caller", "customer_scope", "customer_only", "operator_only",
+__all__ = ["Caller", "DeviceId", "current_caller", "customer_scope", "customer_only", "operator_only",
            "RESPONSES", "OPERATOR_RESPONSES", "problem_example"]
 
 TOKEN_URL = "/v1/auth/token"
-#: A device id path parameter (IMEI, serial or name), documented with an example.
-DEVICE_ID = Path(min_length=1, max_length=64, examples=["car-00001"])
+#: A device id path parameter (IMEI, serial or name; 64 = ingest.topics.MAX_DEVICE_ID_LEN), with an example.
+DeviceId = Annotated[str, Path(min_length=1, max_length=64, examples=["car-00001"])]
 bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False,
                               description="Access token from POST /v1/auth/token (15 min)")
 

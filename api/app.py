@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse
 
 from accounts.config import AuthConfig
 from accounts.passwords import Passwords
+from api import account, devices
 from api import auth as auth_routes
 from api import problems, trips, vehicles
 from api.schemas import Health
@@ -43,6 +44,8 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
     app.include_router(vehicles.router)
     app.include_router(trips.router)
     app.include_router(auth_routes.router)
+    app.include_router(account.router)
+    app.include_router(devices.router)
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness, storage mode, rejects")
     async def healthz(request: Request) -> Health:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -19,7 +20,7 @@ NOT_FOUND = access.RESPONSES | access.problem_example(
     404, "not-found", "vehicle not found", "vehicle 'car-00001' not found",
     "no such car or trip, or not the caller's")
 #: Trip ids are PostgreSQL bigints.
-TRIP_ID = Path(ge=1, le=2**63 - 1, examples=[1])
+TripId = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[1])]
 
 
 def _summary(row: dict) -> TripSummary:
@@ -51,7 +52,7 @@ async def _require_car(request: Request, vehicle_id: str, owner: str | None) -> 
 @router.get("/v1/vehicles/{vehicle_id}/trips", response_model=TripPage, responses=NOT_FOUND,
             summary="A car's processed trips, oldest first")
 async def list_trips(
-    request: Request, vehicle_id: str = access.DEVICE_ID, start: dt.datetime | None = Query(None, alias="from"),
+    request: Request, vehicle_id: access.DeviceId, start: dt.datetime | None = Query(None, alias="from"),
     end: dt.datetime | None = Query(None, alias="to"), limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=1_000_000), owner: str | None = Depends(access.customer_scope),
 ) -> TripPage:
@@ -64,7 +65,7 @@ async def list_trips(
 
 @router.get("/v1/trips/{trip_id}", response_model=TripDetail, responses=NOT_FOUND,
             summary="One trip: metrics, GeoJSON line and driving events")
-async def get_trip(request: Request, trip_id: int = TRIP_ID,
+async def get_trip(request: Request, trip_id: TripId,
                    owner: str | None = Depends(access.customer_scope)) -> TripDetail:
     found = await trip_store.get_trip(request.app.state.db, trip_id, owner=owner)
     if found is None:
@@ -82,7 +83,7 @@ async def get_trip(request: Request, trip_id: int = TRIP_ID,
 @router.get("/v1/vehicles/{vehicle_id}/driving-style", response_model=DrivingStyle, responses=NOT_FOUND,
             summary="Driving-style score of a period, with sub-scores and rates")
 async def driving_style(
-    request: Request, vehicle_id: str = access.DEVICE_ID, start: dt.datetime | None = Query(None, alias="from"),
+    request: Request, vehicle_id: access.DeviceId, start: dt.datetime | None = Query(None, alias="from"),
     end: dt.datetime | None = Query(None, alias="to"), owner: str | None = Depends(access.customer_scope),
 ) -> DrivingStyle:
     await _require_car(request, vehicle_id, owner)

@@ -48,7 +48,7 @@ async def list_vehicles(
         404, "not-found", "vehicle position not found", "vehicle position 'car-00001' not found",
         "no such car, not the caller's, or it has sent no fix yet"),
 )
-async def position(request: Request, vehicle_id: str = access.DEVICE_ID,
+async def position(request: Request, vehicle_id: access.DeviceId,
                    owner: str | None = Depends(access.customer_scope)) -> VehiclePosition:
     pos = await fixes.last_position(request.app.state.db, vehicle_id, kind="car", owner=owner)
     if pos is None:
