@@ -172,3 +172,19 @@ async def revoke_all(conn: psycopg.AsyncConnection, account_id: int, now: dt.dat
     """End every session of an account (after a password change)."""
     await conn.execute("UPDATE refresh_tokens SET revoked_at = %s WHERE account_id = %s AND revoked_at IS NULL",
                        (now, account_id))
+
+
+async def set_password(db: Database, passwords: Passwords, *, username: str, password: str,
+                       now: dt.datetime) -> bool:
+    """Administrative reset (CLI, demo): new password, lock lifted, every session ended. False when no
+    such account."""
+    hashed = await passwords.hash(password)
+    async with db.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "UPDATE accounts SET password_hash = %s, password_changed_at = %s, failed_logins = 0,"
+            " locked_until = NULL WHERE username = %s RETURNING id", (hashed, now, username))
+        row = await cur.fetchone()
+        if row is None:
+            return False
+        await revoke_all(conn, row[0], now)
+    return True
