@@ -23,7 +23,7 @@ from accounts.config import AuthConfig
 from accounts.passwords import Passwords
 from accounts.tokens import Caller
 from storage.db import Database
-from vigil.errors import NotFound, RejectedInput, TooManyAttempts
+from vigil.errors import Forbidden, NotFound, RejectedInput, TooManyAttempts, Unauthenticated
 
 PURPOSES = ("password", "email")
 
@@ -48,10 +48,13 @@ def _mask(email: str) -> str:
 
 async def request_password_change(db: Database, passwords: Passwords, config: AuthConfig, caller: Caller, *,
                                   current_password: str, new_password: str, now: dt.datetime) -> Challenge:
-    """Check the current password (a wrong one counts toward the lockout), hash the new one and send a
-    code to the account's e-mail."""
-    await service.authenticate(db, passwords, config, username=caller.username, password=current_password,
-                               now=now)
+    """Check the current password (a wrong one counts toward the lockout and is :class:`Forbidden`), hash
+    the new one and send a code to the account's e-mail."""
+    try:
+        await service.authenticate(db, passwords, config, username=caller.username, password=current_password,
+                                   now=now)
+    except Unauthenticated as exc:
+        raise Forbidden("the current password is wrong") from exc
     new_hash = await passwords.hash(new_password)
     account = await _account(db, caller)
     return await _start(db, config, caller, purpose="password", change={"password_hash": new_hash},

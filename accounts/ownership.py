@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from storage.db import Database
 from storage.devices import KINDS, STATUSES
-from vigil.errors import NotFound, RejectedInput
+from vigil.errors import Conflict, NotFound, RejectedInput
 
-#: (from, to) pairs allowed; anything else is refused with reason ``invalid_transition``.
+#: (from, to) pairs allowed; anything else is refused with reason ``invalid_transition`` (:class:`Conflict`).
 TRANSITIONS = frozenset({
     ("provisioned", "active"), ("active", "suspended"), ("suspended", "active"),
     ("provisioned", "returned"), ("active", "returned"), ("suspended", "returned"),
@@ -37,7 +37,7 @@ def check_transition(current: str, target: str) -> None:
     if target not in STATUSES:
         raise RejectedInput("invalid_status", f"status must be one of {STATUSES}")
     if (current, target) not in TRANSITIONS:
-        raise RejectedInput("invalid_transition", f"a {current} device cannot become {target}")
+        raise Conflict("invalid_transition", f"a {current} device cannot become {target}")
 
 
 _SELECT = "SELECT device_id, kind, owner, status, timezone FROM devices"
@@ -77,7 +77,7 @@ async def change_status(db: Database, device_id: str, *, status: str, owner: str
         device = OwnedDevice(*row)
         check_transition(device.status, status)
         if status == "active" and device.owner is None:
-            raise RejectedInput("no_owner", "assign the device to a customer before activating it")
+            raise Conflict("no_owner", "assign the device to a customer before activating it")
         new_owner = None if status == "returned" else device.owner
         await conn.execute("UPDATE devices SET status = %s, owner = %s WHERE device_id = %s",
                            (status, new_owner, device_id))
@@ -96,7 +96,7 @@ async def assign(db: Database, device_id: str, *, customer_id: str) -> OwnedDevi
             raise NotFound("device", device_id)
         device = OwnedDevice(*row)
         if device.owner != customer_id and device.status != "provisioned":
-            raise RejectedInput("invalid_transition",
-                                f"a {device.status} device changes owner only once returned and re-provisioned")
+            raise Conflict("invalid_transition",
+                           f"a {device.status} device changes owner only once returned and re-provisioned")
         await conn.execute("UPDATE devices SET owner = %s WHERE device_id = %s", (customer_id, device_id))
     return OwnedDevice(device.device_id, device.kind, customer_id, device.status, device.timezone)

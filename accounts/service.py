@@ -19,13 +19,16 @@ from accounts.tokens import ROLES, Caller, new_refresh_token, refresh_digest
 from storage.db import Database
 from vigil.errors import RejectedInput, TooManyAttempts, Unauthenticated
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: Something@something.tld without spaces or control characters; explicit ranges, so JSON Schema (the API
+#: document) and Python agree on it. Whether the mailbox exists is what the confirmation code proves.
+EMAIL_PATTERN = r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+\.[^@\x00-\x20\x7f]+$"
+_EMAIL = re.compile(EMAIL_PATTERN)
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{3,64}$")
 _WRONG = "wrong username or password"
 
 
 def check_email(email: str) -> str:
-    if len(email) > 254 or not _EMAIL.match(email):
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
         raise RejectedInput("invalid_email", f"not an e-mail address: {email!r}")
     return email
 
@@ -43,7 +46,7 @@ async def create_account(db: Database, passwords: Passwords, *, username: str, e
         raise RejectedInput("invalid_role", f"role must be one of {ROLES}")
     if (role == "customer") != bool(customer_id):
         raise RejectedInput("invalid_customer", "a customer account names its customer id; an operator none")
-    if not _USERNAME.match(username):
+    if not _USERNAME.fullmatch(username):
         raise RejectedInput("invalid_username", "3-64 letters, digits or . _ @ + -")
     check_email(email)
     hashed = await passwords.hash(password)

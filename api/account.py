@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
 from accounts import confirm, service
+from accounts.passwords import MAX_PASSWORD_LENGTH
+from accounts.service import EMAIL_PATTERN
 from accounts.tokens import Caller
 from api import access
 from api.access import problem_example
@@ -33,11 +35,12 @@ class Account(BaseModel):
 
 class PasswordChange(BaseModel):
     current_password: str = Field(max_length=1024, examples=["correct horse battery"])
-    new_password: str = Field(max_length=1024, examples=["a longer horse battery staple"])
+    new_password: str = Field(min_length=10, max_length=MAX_PASSWORD_LENGTH,
+                              examples=["a longer horse battery staple"])
 
 
 class EmailChange(BaseModel):
-    new_email: str = Field(max_length=254, examples=["alice@example.com"])
+    new_email: str = Field(max_length=254, pattern=EMAIL_PATTERN, examples=["alice@example.com"])
 
 
 class Code(BaseModel):
@@ -71,8 +74,9 @@ async def me(request: Request, caller: Caller = Depends(access.current_caller)) 
 
 
 @router.post("/password", status_code=202, response_model=ChallengeView,
-             responses=access.RESPONSES | REFUSED | problem_example(
-                 400, "invalid-grant", "invalid grant", "wrong username or password", "wrong current password"),
+             responses=access.RESPONSES | REFUSED | LOCKED | problem_example(
+                 403, "forbidden", "not allowed for this role", "the current password is wrong",
+                 "wrong current password (counts toward the lockout)"),
              summary="Ask to change the password: a 6-digit code goes to the account's e-mail")
 async def change_password(request: Request, body: PasswordChange,
                           caller: Caller = Depends(access.current_caller)) -> ChallengeView:
@@ -83,8 +87,8 @@ async def change_password(request: Request, body: PasswordChange,
 
 
 @router.post("/email", status_code=202, response_model=ChallengeView,
-             responses=access.RESPONSES | problem_example(422, "invalid-email", "request refused",
-                                                          "not an e-mail address: 'x'", "not an e-mail address"),
+             responses=access.RESPONSES | problem_example(422, "invalid-request", "request is invalid",
+                                                          "see errors", "not an e-mail address"),
              summary="Ask to change the e-mail address: a 6-digit code goes to the new address")
 async def change_email(request: Request, body: EmailChange,
                        caller: Caller = Depends(access.current_caller)) -> ChallengeView:

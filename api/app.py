@@ -13,7 +13,7 @@ from accounts.config import AuthConfig
 from accounts.passwords import Passwords
 from api import account, devices
 from api import auth as auth_routes
-from api import problems, trips, vehicles
+from api import problem_docs, problems, trips, vehicles
 from api.schemas import Health
 from storage import deadletters
 from storage.db import Database
@@ -41,6 +41,7 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
     app.state.auth = auth or AuthConfig.ephemeral()
     app.state.passwords = Passwords(app.state.auth)
     problems.install(app)
+    problem_docs.install(app)
     app.include_router(vehicles.router)
     app.include_router(trips.router)
     app.include_router(auth_routes.router)

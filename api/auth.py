@@ -10,17 +10,18 @@ from pydantic import BaseModel, Field
 from accounts import service
 from accounts.tokens import Caller, issue_access
 from api.access import problem_example
-from vigil.errors import RejectedInput
+from vigil.errors import Unauthenticated
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 TOKEN_ERRORS = (
     problem_example(400, "invalid-grant", "invalid grant", "wrong username or password",
-                    "wrong credentials, or an unknown, expired or already used refresh token")
+                    "wrong credentials, an unknown, expired or already used refresh token (invalid-grant), or"
+                    " a field the grant needs is missing (invalid-request)")
     | problem_example(429, "too-many-attempts", "too many attempts",
                       "too many failed logins: the account is locked for 900 s",
                       "the account is locked after repeated failures (Retry-After says for how long)")
-    | problem_example(422, "invalid-request", "request is invalid", "see errors", "a form field is missing")
+    | problem_example(422, "invalid-request", "request is invalid", "see errors", "grant_type is missing or unknown")
 )
 
 
@@ -52,6 +53,7 @@ def _tokens(request: Request, caller: Caller, refresh: str) -> TokenResponse:
 async def token(
     request: Request,
     grant_type: Literal["password", "refresh_token"] = Form(examples=["password"]),
+    # Optional and without a minimum length: a form sends an empty field, which FastAPI reads as absent.
     username: str | None = Form(None, max_length=64, examples=["alice"]),
     password: str | None = Form(None, max_length=1024, examples=["correct horse battery"]),
     refresh_token: str | None = Form(None, max_length=256),
@@ -59,14 +61,14 @@ async def token(
 ) -> TokenResponse:
     state, now = request.app.state, request.app.state.now()
     if grant_type == "password":
-        if username is None or password is None:
-            raise RejectedInput("invalid_request", "grant_type=password needs username and password")
+        if not username or not password:
+            raise Unauthenticated("invalid_request", "grant_type=password needs username and password")
         caller = await service.authenticate(state.db, state.passwords, state.auth, username=username,
                                             password=password, now=now)
         refresh = await service.start_session(state.db, state.auth, caller, now=now)
     else:
-        if refresh_token is None:
-            raise RejectedInput("invalid_request", "grant_type=refresh_token needs refresh_token")
+        if not refresh_token:
+            raise Unauthenticated("invalid_request", "grant_type=refresh_token needs refresh_token")
         caller, refresh = await service.rotate(state.db, state.auth, refresh_token=refresh_token, now=now)
     return _tokens(request, caller, refresh)
 
@@ -74,7 +76,7 @@ async def token(
 @router.post("/revoke", response_model=Revoked, summary="Log out: end the session of a refresh token",
              responses=problem_example(422, "invalid-request", "request is invalid", "see errors",
                                        "the token field is missing"))
-async def revoke(request: Request, token: str = Form(max_length=256)) -> Revoked:
+async def revoke(request: Request, token: str = Form(min_length=1, max_length=256)) -> Revoked:
     # RFC 7009 §2.2: an unknown token is not an error (200, revoked=false).
     ended = await service.revoke(request.app.state.db, refresh_token=token, now=request.app.state.now())
     return Revoked(revoked=ended)

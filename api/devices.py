@@ -11,13 +11,14 @@ from accounts import ownership
 from accounts.tokens import Caller
 from api import access
 from api.access import problem_example
-from vigil.errors import RejectedInput
+from vigil.errors import Conflict
 
 router = APIRouter(tags=["devices"])
 
 NOT_FOUND = problem_example(404, "not-found", "device not found", "device 'pet-0001' not found",
                             "no such device, or not the caller's")
-REFUSED = problem_example(422, "invalid-transition", "request refused", "a returned device cannot become active",
+REFUSED = problem_example(409, "invalid-transition", "conflict with the current state",
+                          "a returned device cannot become active",
                           "the change is not allowed in the device's state (reason in `type`)")
 
 
@@ -79,7 +80,7 @@ async def activate(request: Request, device_id: access.DeviceId,
     if current.status == "active":
         return _view(current)
     if current.status != "provisioned":
-        raise RejectedInput("invalid_transition", f"a {current.status} device is reactivated by the assistance centre")
+        raise Conflict("invalid_transition", f"a {current.status} device is reactivated by the assistance centre")
     return _view(await ownership.change_status(db, device_id, status="active", owner=owner))
 
 

@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from vigil.errors import Forbidden, NotFound, RejectedInput, StorageError, TooManyAttempts, Unauthenticated
+from vigil.errors import Conflict, Forbidden, NotFound, RejectedInput, StorageError, TooManyAttempts, Unauthenticated
 
 TYPE_BASE = "https://vigil.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -25,9 +25,10 @@ def _slug(reason: str) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(Unauthenticated)
     async def unauthenticated(request: Request, exc: Unauthenticated):
-        if exc.reason == "invalid_grant":
-            # RFC 6749 §5.2: the token endpoint answers a wrong password or spent refresh token with 400.
-            return problem(400, "invalid-grant", "invalid grant", exc.detail, error="invalid_grant")
+        if exc.reason in ("invalid_grant", "invalid_request"):
+            # RFC 6749 §5.2: the token endpoint answers a wrong password, a spent refresh token or a
+            # missing field with 400 and names the error.
+            return problem(400, _slug(exc.reason), exc.reason.replace("_", " "), exc.detail, error=exc.reason)
         response = problem(401, _slug(exc.reason), "authentication required", exc.detail)
         # RFC 6750 §3: name the error only when a token was sent.
         challenge = 'Bearer realm="vigil"'
@@ -45,6 +46,11 @@ def install(app: FastAPI) -> None:
         response = problem(429, "too-many-attempts", "too many attempts", str(exc), retry_after_s=exc.retry_after_s)
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
+
+    @app.exception_handler(Conflict)
+    async def conflict(request: Request, exc: Conflict):
+        return problem(409, _slug(exc.reason), "conflict with the current state", exc.detail or exc.reason,
+                       reason=exc.reason)
 
     @app.exception_handler(RejectedInput)
     async def rejected(request: Request, exc: RejectedInput):
@@ -65,4 +71,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http(request: Request, exc: HTTPException):
-        return problem(exc.status_code, f"http-{exc.status_code}", str(exc.detail), str(exc.detail))
+        response = problem(exc.status_code, f"http-{exc.status_code}", str(exc.detail), str(exc.detail))
+        # Keep what the framework adds, e.g. the ``Allow`` header RFC 9110 requires with a 405.
+        response.headers.update(exc.headers or {})
+        return response

@@ -9,6 +9,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from api import access
+from api.schemas import Moment
 from api.trip_schemas import DrivingStyle, SubScores, TripDetail, TripPage, TripSummary
 from storage import trips as trip_store
 from storage.fixes import last_position
@@ -52,8 +53,8 @@ async def _require_car(request: Request, vehicle_id: str, owner: str | None) -> 
 @router.get("/v1/vehicles/{vehicle_id}/trips", response_model=TripPage, responses=NOT_FOUND,
             summary="A car's processed trips, oldest first")
 async def list_trips(
-    request: Request, vehicle_id: access.DeviceId, start: dt.datetime | None = Query(None, alias="from"),
-    end: dt.datetime | None = Query(None, alias="to"), limit: int = Query(50, ge=1, le=500),
+    request: Request, vehicle_id: access.DeviceId, start: Moment | None = Query(None, alias="from"),
+    end: Moment | None = Query(None, alias="to"), limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=1_000_000), owner: str | None = Depends(access.customer_scope),
 ) -> TripPage:
     await _require_car(request, vehicle_id, owner)
@@ -83,8 +84,8 @@ async def get_trip(request: Request, trip_id: TripId,
 @router.get("/v1/vehicles/{vehicle_id}/driving-style", response_model=DrivingStyle, responses=NOT_FOUND,
             summary="Driving-style score of a period, with sub-scores and rates")
 async def driving_style(
-    request: Request, vehicle_id: access.DeviceId, start: dt.datetime | None = Query(None, alias="from"),
-    end: dt.datetime | None = Query(None, alias="to"), owner: str | None = Depends(access.customer_scope),
+    request: Request, vehicle_id: access.DeviceId, start: Moment | None = Query(None, alias="from"),
+    end: Moment | None = Query(None, alias="to"), owner: str | None = Depends(access.customer_scope),
 ) -> DrivingStyle:
     await _require_car(request, vehicle_id, owner)
     rows = await trip_store.list_trips(request.app.state.db, vehicle_id, start=start, end=end,

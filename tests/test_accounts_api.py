@@ -80,7 +80,7 @@ async def test_wrong_password_and_unknown_user_get_the_same_answer(api):
     assert wrong.json() == unknown.json()
     assert wrong.json()["type"] == "https://vigil.dev/problems/invalid-grant" and wrong.json()["error"] == "invalid_grant"
     missing = await http.post("/v1/auth/token", data={"grant_type": "password", "username": "alice"})
-    assert missing.status_code == 422 and missing.json()["type"].endswith("/invalid-request")
+    assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
 
 
 async def test_expired_access_token_is_401_and_refresh_gets_a_new_one(api):
@@ -166,10 +166,10 @@ async def test_password_change_needs_the_emailed_code(api, db):
     auth = bearer(session)
     wrong = await http.post("/v1/account/password", json={"current_password": "nope nope nope",
                                                           "new_password": "a new long password"}, headers=auth)
-    assert wrong.status_code == 400
+    assert wrong.status_code == 403 and wrong.json()["detail"] == "the current password is wrong"
     weak = await http.post("/v1/account/password", json={"current_password": PASSWORD, "new_password": "short"},
                            headers=auth)
-    assert weak.status_code == 422 and weak.json()["type"] == "https://vigil.dev/problems/weak-password"
+    assert weak.status_code == 422 and weak.json()["errors"][0]["loc"] == ["body", "new_password"]
     r = await http.post("/v1/account/password", json={"current_password": PASSWORD,
                                                       "new_password": "a new long password"}, headers=auth)
     assert r.status_code == 202
@@ -232,4 +232,4 @@ async def test_email_change_goes_to_the_new_address_and_only_its_account_confirm
     assert (await http.post(url, json={"code": code}, headers=alice)).json() == {"confirmed": "email"}
     assert (await http.get("/v1/account", headers=alice)).json()["email"] == "alice@example.com"
     invalid = await http.post("/v1/account/email", json={"new_email": "not-an-address"}, headers=alice)
-    assert invalid.status_code == 422 and invalid.json()["type"].endswith("/invalid-email")
+    assert invalid.status_code == 422 and invalid.json()["errors"][0]["loc"] == ["body", "new_email"]

@@ -37,9 +37,19 @@ class RejectedInput(VigilError):
         self.detail = detail
 
 
+class Conflict(VigilError):
+    """The request clashes with the resource's current state (e.g. an alarm claimed by someone else)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
 class Unauthenticated(VigilError):
     """No valid credentials: a missing, malformed or expired token, or a wrong password. ``reason`` is
-    machine-readable (``missing_token``, ``invalid_token``, ``expired_token``, ``invalid_grant``)."""
+    machine-readable (``missing_token``, ``invalid_token``, ``expired_token``; at the token endpoint, as RFC 6749
+    names them, ``invalid_grant`` and ``invalid_request``)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
