@@ -63,7 +63,8 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
             counters=metrics.snapshot(),
         )
 
-    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], summary="Prometheus counters")
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], summary="Prometheus counters",
+             responses={200: {"content": {"text/plain": {"example": "vigil_storage_fixes_total 1234\n"}}}})
     async def prometheus() -> str:
         return metrics.render()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from accounts import ownership
 from accounts.tokens import Caller
@@ -32,6 +32,10 @@ class Device(BaseModel):
 
 
 class DevicePage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": [{"device_id": "pet-0001", "kind": "pet", "owner": "cust-1", "status": "active",
+                   "timezone": "Europe/Helsinki"}], "limit": 50, "offset": 0, "next_offset": None}]})
+
     items: list[Device]
     limit: int
     offset: int

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
@@ -35,6 +35,11 @@ class VehiclePosition(BaseModel):
 
 
 class VehiclePage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": [{"device_id": "car-00001", "ts": "2026-05-04T09:00:00Z", "age_s": 4.2, "lat": 60.1699,
+                   "lon": 24.9384, "accuracy_m": 5.0, "speed_kmh": 32.5, "heading_deg": 270.0, "ignition": True}],
+        "limit": 50, "offset": 0, "next_offset": None}]})
+
     items: list[VehiclePosition]
     limit: int
     offset: int

@@ -23,3 +23,24 @@ async def test_errors_are_problem_json(db):
         spec = (await http.get("/openapi.json")).json()
         assert {"/v1/vehicles/{vehicle_id}/position", "/v1/vehicles/{vehicle_id}/trips", "/v1/trips/{trip_id}",
                 "/v1/vehicles/{vehicle_id}/driving-style", "/healthz"} <= set(spec["paths"])
+
+
+def test_openapi_documents_every_route_with_a_summary_and_examples():
+    spec = make_app(None).openapi()
+    schemas = spec["components"]["schemas"]
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            assert op.get("summary"), (method, path)
+            for code, response in op["responses"].items():
+                for media, content in response.get("content", {}).items():
+                    if code.startswith(("4", "5")):
+                        assert media == "application/problem+json", (method, path, code)
+                        assert content["example"]["type"].startswith("https://vigil.dev/problems/"), (method, path)
+                        continue
+                    model = schemas.get(content.get("schema", {}).get("$ref", "").split("/")[-1], {})
+                    # A whole example, or one per field (pydantic ``Field(examples=...)``).
+                    documented = "example" in content or "examples" in model or any(
+                        "examples" in p for p in model.get("properties", {}).values())
+                    assert documented, (method, path, code)
+            if path.startswith("/v1/") and not path.startswith("/v1/auth/"):
+                assert "401" in op["responses"] and op.get("security"), (method, path)
