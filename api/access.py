@@ -13,8 +13,12 @@ Every ``/v1`` route except login takes one of these dependencies (FastAPI ``Depe
 Adopting it is one parameter, e.g.::
 
     @router.get("/v1/pets/{pet_id}", responses=access.RESPONSES | NOT_FOUND)
-    async def pet(request: Request, pet_id: str, owner: str | None = Depends(access.customer_scope)): ...
-        return await service.get_pet(db=..., pet_id=pet_id, owner=owner)
+    async def pet(request: Request, pet_id: access.DeviceId, owner: str | None = Depends(access.customer_scope)):
+        return await service.get_pet(db=request.app.state.db, pet_id=pet_id, owner=owner)
+
+``RESPONSES`` (401) and ``OPERATOR_RESPONSES`` (401, 403) document the refusals in OpenAPI;
+``problem_example`` writes such an entry for any other status. Tests log in with
+``tests.helpers.add_account`` and ``tests.helpers.login`` (see there).
 
 Without a valid ``Authorization: Bearer <access token>`` the answer is 401 problem+json with a
 ``WWW-Authenticate: Bearer`` challenge. Tokens come from ``POST /v1/auth/token`` (OAuth2 password flow).
