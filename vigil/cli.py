@@ -177,17 +177,17 @@ async def _demo(settings: Settings, args) -> int:
     _banner(runtime)
     url = runtime.http_url
     print(f"\n{len(ids)} simulated cars are driving around central Helsinki. Open:")
-    print("API logins (new passwords each run; /docs → Authorize, or POST /v1/auth/token):")
-    for name, secret, role in logins:
-        print(f"  {name:10} {secret}   {role}")
-    print(f"  e.g. TOKEN=$(curl -s -d grant_type=password -d username={logins[0][0]} -d password={logins[0][1]}"
-          f" {url}/v1/auth/token | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')")
-    print(f"       curl -H \"Authorization: Bearer $TOKEN\" {url}/v1/vehicles")
     print(f"  {url}/v1/vehicles                          every car with its last position")
     print(f"  {url}/v1/vehicles/{ids[0]}/position   Find-Vehicle for one car (refresh: it moves)")
     print(f"  {url}/v1/vehicles/{ids[0]}/trips      its trips, once it has parked (a few minutes in)")
     print(f"  {url}/docs                                 the API")
     print(f"  {url}/healthz                              storage mode and rejected messages")
+    print("The /v1 routes need a token. API logins (new passwords each run; /docs → Authorize):")
+    for name, secret, role in logins:
+        print(f"  {name:10} {secret}   {role}")
+    print(f"  e.g. TOKEN=$(curl -s -d grant_type=password -d username={logins[0][0]} -d password={logins[0][1]}"
+          f" {url}/v1/auth/token | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')")
+    print(f"       curl -H \"Authorization: Bearer $TOKEN\" {url}/v1/vehicles")
     print("Ctrl-C stops everything.", flush=True)
     await _run_until_stopped(runtime, stop, [sim])
     return 0
