@@ -9,7 +9,10 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
-from api import find, geofences, pets, problems, trips, vehicles
+from accounts.config import AuthConfig
+from accounts.passwords import Passwords
+from api import account, devices, find, geofences, pets, problem_docs, problems, trips, vehicles
+from api import auth as auth_routes
 from api import certificates as certificate_routes
 from api.certificate_service import CertificateContext
 from api.find_service import WalkGraph
@@ -26,7 +29,9 @@ def _utcnow() -> dt.datetime:
 
 def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime] = _utcnow,
                certificates: CertificateContext | None = None, walk_graph: WalkGraph | None = None,
-               walk_speed_kmh: float = 5.0) -> FastAPI:
+               walk_speed_kmh: float = 5.0, auth: AuthConfig | None = None) -> FastAPI:
+    """The API. ``auth`` None: a random token key for this process (embedding, tests); ``vigil up`` passes
+    the persisted one (:meth:`AuthConfig.from_settings`)."""
     app = FastAPI(
         title="Vigil",
         version=__version__,
@@ -39,13 +44,19 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
     app.state.certificates = certificates
     app.state.walk_graph = walk_graph if walk_graph is not None else WalkGraph()
     app.state.walk_speed_kmh = walk_speed_kmh
+    app.state.auth = auth or AuthConfig.ephemeral()
+    app.state.passwords = Passwords(app.state.auth)
     problems.install(app)
+    problem_docs.install(app)
     app.include_router(vehicles.router)
     app.include_router(trips.router)
     app.include_router(certificate_routes.router)
     app.include_router(find.router)
     app.include_router(geofences.router)
     app.include_router(pets.router)
+    app.include_router(auth_routes.router)
+    app.include_router(account.router)
+    app.include_router(devices.router)
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness, storage mode, rejects")
     async def healthz(request: Request) -> Health:
@@ -62,7 +73,8 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
             counters=metrics.snapshot(),
         )
 
-    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], summary="Prometheus counters")
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], summary="Prometheus counters",
+             responses={200: {"content": {"text/plain": {"example": "vigil_storage_fixes_total 1234\n"}}}})
     async def prometheus() -> str:
         return metrics.render()
 

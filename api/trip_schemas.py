@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SubScores(BaseModel):
@@ -39,6 +39,9 @@ class TripSummary(BaseModel):
 
 
 class TripPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [], "limit": 50, "offset": 0,
+                                                               "next_offset": None}]})
+
     items: list[TripSummary]
     limit: int
     offset: int
@@ -51,6 +54,15 @@ class TripDetail(TripSummary):
 
 
 class DrivingStyle(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "vehicle_id": "car-00001", "start": "2026-05-01T00:00:00Z", "end": "2026-06-01T00:00:00Z", "trips": 42,
+        "distance_km": 512.3, "score": 87.0, "sub_scores": {"smoothness": 92.5, "speed": 81.0, "time_of_day": 100.0},
+        "events": {"harsh_acceleration": 3, "harsh_braking": 2, "harsh_cornering": 1, "speeding": 4, "crash": 0},
+        "events_per_100km": {"harsh_acceleration": 0.59, "harsh_braking": 0.39, "harsh_cornering": 0.2,
+                             "speeding": 0.78, "crash": 0.0},
+        "km_by_road_class": {"urban": 301.2, "extra_urban": 160.0, "highway": 51.1},
+        "road_class_source": "speed_bands", "night_share": 0.02}]})
+
     vehicle_id: str
     start: dt.datetime | None
     end: dt.datetime | None

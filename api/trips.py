@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
-from api.schemas import Problem
+from api import access
+from api.schemas import Moment
 from api.trip_schemas import DrivingStyle, SubScores, TripDetail, TripPage, TripSummary
 from storage import trips as trip_store
-from storage.fixes import last_position
 from trips import TripConfig
 from trips.period import period_style
 from vigil.errors import NotFound
 
 router = APIRouter(tags=["trips"])
-NOT_FOUND = {404: {"model": Problem, "description": "no such car or trip"}}
+NOT_FOUND = access.RESPONSES | access.problem_example(
+    404, "not-found", "vehicle not found", "vehicle 'car-00001' not found",
+    "no such car or trip, or not the caller's")
+#: Trip ids are PostgreSQL bigints.
+TripId = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[1])]
 
 
 def _summary(row: dict) -> TripSummary:
@@ -36,9 +40,10 @@ def _summary(row: dict) -> TripSummary:
     )
 
 
-async def _require_car(request: Request, vehicle_id: str) -> None:
+async def _require_car(request: Request, vehicle_id: str, owner: str | None) -> None:
     async with request.app.state.db.connection() as conn:
-        cur = await conn.execute("SELECT 1 FROM devices WHERE device_id = %s AND kind = 'car'", (vehicle_id,))
+        cur = await conn.execute("SELECT 1 FROM devices WHERE device_id = %s AND kind = 'car'"
+                                 " AND (%s::text IS NULL OR owner = %s)", (vehicle_id, owner, owner))
         if await cur.fetchone() is None:
             raise NotFound("vehicle", vehicle_id)
 
@@ -46,11 +51,11 @@ async def _require_car(request: Request, vehicle_id: str) -> None:
 @router.get("/v1/vehicles/{vehicle_id}/trips", response_model=TripPage, responses=NOT_FOUND,
             summary="A car's processed trips, oldest first")
 async def list_trips(
-    request: Request, vehicle_id: str, start: dt.datetime | None = Query(None, alias="from"),
-    end: dt.datetime | None = Query(None, alias="to"), limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    request: Request, vehicle_id: access.DeviceId, start: Moment | None = Query(None, alias="from"),
+    end: Moment | None = Query(None, alias="to"), limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=1_000_000), owner: str | None = Depends(access.customer_scope),
 ) -> TripPage:
-    await _require_car(request, vehicle_id)
+    await _require_car(request, vehicle_id, owner)
     rows = await trip_store.list_trips(request.app.state.db, vehicle_id, start=start, end=end,
                                        limit=limit + 1, offset=offset)
     return TripPage(items=[_summary(r) for r in rows[:limit]], limit=limit, offset=offset,
@@ -59,8 +64,9 @@ async def list_trips(
 
 @router.get("/v1/trips/{trip_id}", response_model=TripDetail, responses=NOT_FOUND,
             summary="One trip: metrics, GeoJSON line and driving events")
-async def get_trip(request: Request, trip_id: int) -> TripDetail:
-    found = await trip_store.get_trip(request.app.state.db, trip_id)
+async def get_trip(request: Request, trip_id: TripId,
+                   owner: str | None = Depends(access.customer_scope)) -> TripDetail:
+    found = await trip_store.get_trip(request.app.state.db, trip_id, owner=owner)
     if found is None:
         raise NotFound("trip", str(trip_id))
     row, events, line = found
@@ -76,10 +82,10 @@ async def get_trip(request: Request, trip_id: int) -> TripDetail:
 @router.get("/v1/vehicles/{vehicle_id}/driving-style", response_model=DrivingStyle, responses=NOT_FOUND,
             summary="Driving-style score of a period, with sub-scores and rates")
 async def driving_style(
-    request: Request, vehicle_id: str, start: dt.datetime | None = Query(None, alias="from"),
-    end: dt.datetime | None = Query(None, alias="to"),
+    request: Request, vehicle_id: access.DeviceId, start: Moment | None = Query(None, alias="from"),
+    end: Moment | None = Query(None, alias="to"), owner: str | None = Depends(access.customer_scope),
 ) -> DrivingStyle:
-    await _require_car(request, vehicle_id)
+    await _require_car(request, vehicle_id, owner)
     rows = await trip_store.list_trips(request.app.state.db, vehicle_id, start=start, end=end,
                                        limit=100_000, offset=0)
     return DrivingStyle(vehicle_id=vehicle_id, start=start, end=end, **period_style(rows, TripConfig()))

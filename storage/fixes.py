@@ -130,25 +130,29 @@ class Position:
     ignition: bool | None
 
 
-async def last_position(db: Database, device_id: str, *, kind: str | None = None) -> Position | None:
-    """The newest fix of a device (optionally only if it is of ``kind``), or None."""
+async def last_position(db: Database, device_id: str, *, kind: str | None = None,
+                        owner: str | None = None) -> Position | None:
+    """The newest fix of a device (optionally only if it is of ``kind`` and belongs to customer ``owner``;
+    ``owner=None``: any owner, operator scope), or None."""
     async with db.connection() as conn:
         cur = await conn.execute(
             "SELECT d.device_id, l.ts, l.lat, l.lon, l.speed_kmh, l.heading_deg, l.accuracy_m, l.ignition"
             " FROM devices d JOIN device_last_fix l ON l.device_id = d.id"
-            " WHERE d.device_id = %s AND (%s::text IS NULL OR d.kind = %s)",
-            (device_id, kind, kind),
+            " WHERE d.device_id = %s AND (%s::text IS NULL OR d.kind = %s) AND (%s::text IS NULL OR d.owner = %s)",
+            (device_id, kind, kind, owner, owner),
         )
         row = await cur.fetchone()
     return Position(*row) if row else None
 
 
-async def last_positions(db: Database, *, kind: str, limit: int, offset: int) -> list[Position]:
+async def last_positions(db: Database, *, kind: str, limit: int, offset: int,
+                         owner: str | None = None) -> list[Position]:
+    """A page of devices of ``kind`` with their newest fix; only customer ``owner``'s unless None."""
     async with db.connection() as conn:
         cur = await conn.execute(
             "SELECT d.device_id, l.ts, l.lat, l.lon, l.speed_kmh, l.heading_deg, l.accuracy_m, l.ignition"
             " FROM devices d JOIN device_last_fix l ON l.device_id = d.id"
-            " WHERE d.kind = %s ORDER BY d.device_id LIMIT %s OFFSET %s",
-            (kind, limit, offset),
+            " WHERE d.kind = %s AND (%s::text IS NULL OR d.owner = %s) ORDER BY d.device_id LIMIT %s OFFSET %s",
+            (kind, owner, owner, limit, offset),
         )
         return [Position(*row) for row in await cur.fetchall()]

@@ -111,11 +111,14 @@ async def list_trips(db: Database, device_id: str, *, start: dt.datetime | None,
         return await cur.fetchall()
 
 
-async def get_trip(db: Database, trip_id: int) -> tuple[dict, list[dict], list[tuple[float, float]]] | None:
-    """A trip, its driving events, and its line (lon, lat) from the stored fixes."""
+async def get_trip(db: Database, trip_id: int, *, owner: str | None = None,
+                   ) -> tuple[dict, list[dict], list[tuple[float, float]]] | None:
+    """A trip, its driving events, and its line (lon, lat) from the stored fixes; None when there is no
+    such trip or (``owner`` given) its car is not that customer's."""
     async with db.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(_TRIP_SELECT + " WHERE t.id = %s", (trip_id,))
+        await cur.execute(_TRIP_SELECT + " WHERE t.id = %s AND (%s::text IS NULL OR d.owner = %s)",
+                          (trip_id, owner, owner))
         trip = await cur.fetchone()
         if trip is None:
             return None

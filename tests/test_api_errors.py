@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import httpx
 
-from api.app import create_app
-from vigil.metrics import Metrics
+from tests.helpers import add_account, login, make_app
 
 
 async def test_errors_are_problem_json(db):
-    app = create_app(db=db, metrics=Metrics())
+    app = make_app(db)
+    await add_account(db, "alice")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vigil") as http:
+        http.headers.update(await login(http, "alice"))
         bad = await http.get("/v1/vehicles", params={"limit": 0})
         assert bad.status_code == 422
         assert bad.headers["content-type"] == "application/problem+json"
@@ -22,3 +23,28 @@ async def test_errors_are_problem_json(db):
         spec = (await http.get("/openapi.json")).json()
         assert {"/v1/vehicles/{vehicle_id}/position", "/v1/vehicles/{vehicle_id}/trips", "/v1/trips/{trip_id}",
                 "/v1/vehicles/{vehicle_id}/driving-style", "/healthz"} <= set(spec["paths"])
+
+
+#: The /v1 operations anyone may call: logging in and out, and checking a certificate (issue 7).
+PUBLIC = {("post", "/v1/auth/token"), ("post", "/v1/auth/revoke"), ("post", "/v1/certificates/verify")}
+
+
+def test_openapi_documents_every_route_with_a_summary_and_examples():
+    spec = make_app(None).openapi()
+    schemas = spec["components"]["schemas"]
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            assert op.get("summary"), (method, path)
+            for code, response in op["responses"].items():
+                for media, content in response.get("content", {}).items():
+                    if code.startswith(("4", "5")):
+                        assert media == "application/problem+json", (method, path, code)
+                        assert content["example"]["type"].startswith("https://vigil.dev/problems/"), (method, path)
+                        continue
+                    model = schemas.get(content.get("schema", {}).get("$ref", "").split("/")[-1], {})
+                    # A whole example, or one per field (pydantic ``Field(examples=...)``).
+                    documented = "example" in content or "examples" in model or any(
+                        "examples" in p for p in model.get("properties", {}).values())
+                    assert documented, (method, path, code)
+            if path.startswith("/v1/") and (method, path) not in PUBLIC:
+                assert "401" in op["responses"] and op.get("security"), (method, path)

@@ -10,7 +10,7 @@ import pytest
 
 from simulators.publisher import run_cars
 from storage import devices
-from tests.helpers import count_rows, make_settings, wait_for_rows
+from tests.helpers import add_account, count_rows, login, make_settings, wait_for_rows
 from vigil.runtime import Runtime
 
 
@@ -41,7 +41,9 @@ async def run_pipeline(runtime: Runtime, cars: int, fixes_per_car: int) -> None:
     assert all(r[1] == fixes_per_car for r in per_car)
     assert all(r[3] == -(-fixes_per_car // 3) for r in per_car)  # seq per 3-fix message
 
+    await add_account(runtime.db, "e2e-operator", role="operator")  # the cars have no owner: an operator sees them
     async with httpx.AsyncClient(base_url=runtime.http_url, timeout=10) as http:
+        http.headers.update(await login(http, "e2e-operator"))
         for device_id, _, newest_ts, _ in per_car:
             r = await http.get(f"/v1/vehicles/{device_id}/position")
             assert r.status_code == 200

@@ -13,7 +13,7 @@ import pytest
 
 from simulators.cars import encode_fix_message
 from storage import devices
-from tests.helpers import count_rows, make_settings, wait_for_rows
+from tests.helpers import add_account, count_rows, login, make_settings, wait_for_rows
 from vigil.settings import parse_mqtt_url
 
 START_MS = (int(time.time()) // 86_400 - 1) * 86_400_000 + 10 * 3_600_000  # yesterday 10:00 UTC: daytime
@@ -60,7 +60,8 @@ def second_trip(after_ms: int, lat: float):
 async def test_trips_appear_in_the_api_and_survive_a_restart(mqtt_url, database_url, runtime_factory):
     settings = make_settings(mqtt_url, database_url)
     runtime = await runtime_factory(settings)
-    await devices.provision(runtime.db, ["trip-car"], kind="car")
+    await devices.provision(runtime.db, ["trip-car"], kind="car", owner="cust-t")
+    await add_account(runtime.db, "tina", customer_id="cust-t")
     one = first_trip()
     two = second_trip(one[-1]["ts"], one[-1]["lat"])
     seq = await publish(mqtt_url, "trip-car", one + two[:90], 1)  # trip 1, and trip 2 half driven
@@ -76,6 +77,7 @@ async def test_trips_appear_in_the_api_and_survive_a_restart(mqtt_url, database_
     assert await count_rows(runtime.db, "trips") == 2
 
     async with httpx.AsyncClient(base_url=runtime.http_url, timeout=10) as http:
+        http.headers.update(await login(http, "tina"))
         page = (await http.get("/v1/vehicles/trip-car/trips")).json()
         assert [t["distance_m"] for t in page["items"]] == [pytest.approx(3280, rel=0.1),
                                                               pytest.approx(2000, rel=0.1)]
@@ -150,7 +152,9 @@ async def test_night_is_judged_in_the_devices_local_time(mqtt_url, database_url,
         end = fixes[-1]
         await publish(mqtt_url, device, fixes + parked(end["ts"] + 1000, end["lat"], end["lon"], 300), 1)
     assert await wait_for_rows(runtime.db, "trips", 2) == 2
+    await add_account(runtime.db, "night-operator", role="operator")
     async with httpx.AsyncClient(base_url=runtime.http_url, timeout=10) as http:
+        http.headers.update(await login(http, "night-operator"))
         utc = (await http.get("/v1/vehicles/car-utc/trips")).json()["items"]
         hel = (await http.get("/v1/vehicles/car-hel/trips")).json()["items"]
     assert utc[0]["night_share"] == 0.0 and utc[0]["sub_scores"]["time_of_day"] == 100.0

@@ -11,6 +11,7 @@ import sys
 import warnings
 from contextlib import asynccontextmanager
 
+from vigil import accounts_cli
 from vigil.broker import die_with_parent
 from vigil.errors import ConfigError, VigilError
 from vigil.settings import Settings
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--kind", choices=("car", "home", "pet"), required=True)
     add.add_argument("--owner", default=None)
     add.add_argument("--timezone", default="UTC", help="IANA zone where the device lives, e.g. Europe/Rome")
+    add.add_argument("--status", choices=("provisioned", "active"), default="active",
+                     help="provisioned: the owner activates it (POST /v1/devices/{id}/activate) before it may send")
+    accounts_cli.add_parser(sub)
     certs = sub.add_parser("certificates", help="verify certificates, rotate the signing key")
     certs_sub = certs.add_subparsers(dest="action", required=True)
     verify = certs_sub.add_parser("verify", help="verify a certificate (JSON or PDF): exit 0 valid, 1 invalid")
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI); pgserver then uses /tmp.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     handlers = {"up": _up, "demo": _demo, "gateway": _gateway, "writer": _writer, "simulate": _simulate, "migrate": _migrate, "devices": _devices}
+    handlers["accounts"] = _accounts
     handlers["certificates"] = _certificates
     try:
         return asyncio.run(handlers[args.command](settings, args)) or 0
@@ -172,6 +177,7 @@ async def _demo(settings: Settings, args) -> int:
     ids = [f"demo-car-{i:04d}" for i in range(1, args.cars + 1)]
     await devices.provision(runtime.db, ids, kind="car", owner="demo-customer", timezone="Europe/Helsinki")
     user, password = await runtime.issue_simulator_account() or (None, None)
+    logins = await accounts_cli.demo_logins(runtime.db, customer_id="demo-customer")
     sim = asyncio.create_task(run_cars(
         runtime.mqtt_url, ids, interval_s=args.interval, realtime=True, seed=args.seed, stop=stop,
         username=user, password=password,
@@ -184,6 +190,12 @@ async def _demo(settings: Settings, args) -> int:
     print(f"  {url}/v1/vehicles/{ids[0]}/trips      its trips, once it has parked (a few minutes in)")
     print(f"  {url}/docs                                 the API")
     print(f"  {url}/healthz                              storage mode and rejected messages")
+    print("The /v1 routes need a token. API logins (new passwords each run; /docs → Authorize):")
+    for name, secret, role in logins:
+        print(f"  {name:10} {secret}   {role}")
+    print(f"  e.g. TOKEN=$(curl -s -d grant_type=password -d username={logins[0][0]} -d password={logins[0][1]}"
+          f" {url}/v1/auth/token | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')")
+    print(f"       curl -H \"Authorization: Bearer $TOKEN\" {url}/v1/vehicles")
     print("Ctrl-C stops everything.", flush=True)
     await _run_until_stopped(runtime, stop, [sim])
     return 0
@@ -222,7 +234,8 @@ async def _devices(settings: Settings, args) -> int:
         raise ConfigError("name at least one device id")
     async with _database(settings) as db:
         try:
-            provisioned = await devices.provision(db, ids, kind=args.kind, owner=args.owner, timezone=args.timezone)
+            provisioned = await devices.provision(db, ids, kind=args.kind, owner=args.owner, timezone=args.timezone,
+                                                  status=args.status)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
         passwords = await mqtt_auth.issue_device_credentials(db, ids)
@@ -230,6 +243,10 @@ async def _devices(settings: Settings, args) -> int:
     for d in provisioned:
         print(f"{d.device_id}\t{d.kind}\t{d.status}\t{d.device_id}\t{passwords[d.device_id]}")
     return 0
+
+
+async def _accounts(settings: Settings, args) -> int:
+    return await accounts_cli.run(settings, args, _database)
 
 
 async def _simulate(settings: Settings, args) -> int:

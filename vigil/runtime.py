@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import uvicorn
 
+from accounts.config import AuthConfig
 from api.app import create_app
 from api.certificate_service import certificate_context
 from api.find_service import WalkGraph
@@ -205,7 +206,8 @@ class Runtime:
     async def _start_api(self, s: Settings) -> None:
         self._start_walk_graph(s)
         app = create_app(db=self.db, metrics=self.metrics, certificates=certificate_context(s),
-                         walk_graph=self.walk_graph, walk_speed_kmh=s.walk_speed_kmh)
+                         walk_graph=self.walk_graph, walk_speed_kmh=s.walk_speed_kmh,
+                         auth=AuthConfig.from_settings(s))
         config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", lifespan="off")
         self._api = _ApiServer(config)
         self._spawn(self._api.serve(), "api")

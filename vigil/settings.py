@@ -74,6 +74,15 @@ class Settings:
     # 15 min: a geofence notice older than this no longer says where the car or pet is; it is stored
     # (suppressed) but not pushed. Late data (a box flushing its buffer) lands here.
     geofence_notice_max_age_s: int = 900
+    # Key that signs API access tokens; unset: <data_dir>/auth/token-signing.key, created once at first start.
+    # API processes of one deployment must share it (one data dir, or this file on a shared volume).
+    auth_secret_file: Path | None = None
+    # 15 min access tokens, 30-day refresh tokens (rotated on every use): docs/accounts.md says why.
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 86_400
+    # 5 consecutive wrong passwords lock an account for 15 min.
+    login_lockout_attempts: int = 5
+    login_lockout_s: int = 900
 
     @property
     def http_bind(self) -> str:

@@ -1,0 +1,87 @@
+"""Who may call a route, and whose objects it sees.
+
+Every ``/v1`` route except login takes one of these dependencies (FastAPI ``Depends``):
+
+- ``owner: str | None = Depends(customer_scope)`` — customers and operators. The value is what a service's
+  ``owner=`` keyword takes: the caller's customer id (devices.owner) for a customer, ``None`` (everything)
+  for an operator. The service raises :class:`~vigil.errors.NotFound` for an object of another customer,
+  so it answers 404, exactly as for a missing one: existence is not leaked.
+- ``owner: str = Depends(customer_only)`` — customer-only routes (an operator gets 403).
+- ``caller: Caller = Depends(operator_only)`` — assistance-centre routes (a customer gets 403).
+- ``caller: Caller = Depends(current_caller)`` — any logged-in caller, when the route needs who it is.
+
+Adopting it is one parameter, e.g.::
+
+    @router.get("/v1/pets/{pet_id}", responses=access.RESPONSES | NOT_FOUND)
+    async def pet(request: Request, pet_id: access.DeviceId, owner: str | None = Depends(access.customer_scope)):
+        return await service.get_pet(db=request.app.state.db, pet_id=pet_id, owner=owner)
+
+``RESPONSES`` (401) and ``OPERATOR_RESPONSES`` (401, 403) document the refusals in OpenAPI;
+``problem_example`` writes such an entry for any other status. Tests log in with
+``tests.helpers.add_account`` and ``tests.helpers.login`` (see there).
+
+Without a valid ``Authorization: Bearer <access token>`` the answer is 401 problem+json with a
+``WWW-Authenticate: Bearer`` challenge. Tokens come from ``POST /v1/auth/token`` (OAuth2 password flow).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from accounts.tokens import Caller, decode_access
+from api.schemas import Problem
+from vigil.errors import Forbidden, Unauthenticated
+
+__all__ = ["Caller", "DeviceId", "current_caller", "customer_scope", "customer_only", "operator_only",
+           "RESPONSES", "OPERATOR_RESPONSES", "problem_example"]
+
+TOKEN_URL = "/v1/auth/token"
+#: A device id path parameter (IMEI, serial or name; 64 = ingest.topics.MAX_DEVICE_ID_LEN), with an example.
+DeviceId = Annotated[str, Path(min_length=1, max_length=64, examples=["car-00001"])]
+bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False,
+                              description="Access token from POST /v1/auth/token (15 min)")
+
+
+def problem_example(status: int, kind: str, title: str, detail: str, description: str) -> dict:
+    """An OpenAPI ``responses`` entry: problem+json with one example."""
+    example = {"type": f"https://vigil.dev/problems/{kind}", "title": title, "status": status, "detail": detail}
+    return {status: {"model": Problem, "description": description,
+                     "content": {"application/problem+json": {"example": example}}}}
+
+
+RESPONSES = problem_example(401, "missing-token", "authentication required",
+                            "log in: send Authorization: Bearer <access token>",
+                            "no valid access token (missing, invalid or expired)")
+OPERATOR_RESPONSES = RESPONSES | problem_example(403, "forbidden", "not allowed for this role",
+                                                 "this route is for operators of the assistance centre",
+                                                 "the caller is not an operator")
+
+
+async def current_caller(request: Request, token: str | None = Depends(bearer)) -> Caller:
+    if not token:
+        raise Unauthenticated("missing_token", "log in: send Authorization: Bearer <access token>")
+    return decode_access(request.app.state.auth, token, now=request.app.state.now())
+
+
+async def customer_scope(caller: Caller = Depends(current_caller)) -> str | None:
+    """The ``owner=`` to pass on: the customer id for a customer, None (all customers) for an operator."""
+    if caller.is_operator:
+        return None
+    if not caller.customer_id:
+        raise Unauthenticated("invalid_token", "a customer token without its customer")
+    return caller.customer_id
+
+
+async def customer_only(caller: Caller = Depends(current_caller)) -> str:
+    if caller.is_operator or not caller.customer_id:
+        raise Forbidden("this route is for customers")
+    return caller.customer_id
+
+
+async def operator_only(caller: Caller = Depends(current_caller)) -> Caller:
+    if not caller.is_operator:
+        raise Forbidden("this route is for operators of the assistance centre")
+    return caller

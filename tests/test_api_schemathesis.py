@@ -1,0 +1,99 @@
+"""Schemathesis explores every operation of the app's own OpenAPI document, in process (ASGI), as a
+logged-in customer and as an operator, over seeded data: no answer may be a server error, and each must
+match what the document promises (status codes, content types, bodies)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.python import asgi as schemathesis_asgi
+
+from accounts import Caller, issue_access
+from storage import Database
+from tests.access_data import seed_car, seed_two_customers
+from tests.helpers import auth_config, make_app
+from tests.services import scratch_database
+
+#: Examples per operation and role (the document's explicit examples come first); raise it for a deeper run.
+EXAMPLES = int(os.environ.get("VIGIL_TEST_SCHEMATHESIS_EXAMPLES", "40"))
+
+
+class InServingLoop:
+    """The app, built at ASGI lifespan start: schemathesis serves it from its own event loop, and the
+    database pool must belong to that loop (opened at each lifespan start). ``database_url`` is set by the ``served`` fixture before the
+    first request."""
+
+    def __init__(self) -> None:
+        self.database_url: str | None = None
+        self.auth = auth_config(access_ttl_s=6 * 3600)
+        self.app = None
+        self.seeded = False
+        # seed_two_customers creates alice (1), bob (2) and olga (3) in a fresh database.
+        now = dt.datetime.now(dt.timezone.utc)
+        self.tokens = {name: issue_access(self.auth, caller, now=now)[0] for name, caller in {
+            "customer": Caller(1, "alice", "customer", "cust-a"), "operator": Caller(3, "olga", "operator", None),
+        }.items()}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "lifespan":
+            return await self.app(scope, receive, send)
+        await receive()
+        # Schemathesis ends the lifespan after each test item: the data is seeded once.
+        self.db = await Database.open(self.database_url)
+        if not self.seeded:
+            await seed_two_customers(self.db)
+            # The document's example id, so the explicit examples reach real data (alice's car).
+            await seed_car(self.db, "car-00001", "cust-a")
+            self.seeded = True
+        self.app = make_app(self.db, auth=self.auth)
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await self.db.close()
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+APP = InServingLoop()
+# The document does not depend on the database: it is read from an app without one, at collection.
+# RFC 6749 §5.2: the token endpoint answers a well-formed request with wrong credentials with 400
+# (invalid_grant), and a locked account gets 429; both are documented answers to schema-valid input.
+CONFIG = SchemathesisConfig.from_dict({"operations": [{
+    "include-path": "/v1/auth/token",
+    "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "429"]}},
+}]})
+schema = schemathesis.openapi.from_dict(make_app(None).openapi(), config=CONFIG)
+schema.app = APP
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+
+
+@pytest.fixture(scope="module")
+def served(pg_admin_url):
+    with scratch_database(pg_admin_url) as url:
+        APP.database_url = url
+        yield APP
+        schemathesis_asgi.shutdown_lifespans()
+
+
+@schema.parametrize()
+@SETTINGS
+def test_as_customer(case, served):
+    response = case.call_and_validate(headers={"Authorization": f"Bearer {served.tokens['customer']}"})
+    assert response.status_code < 500
+
+
+@schema.parametrize()
+@SETTINGS
+def test_as_operator(case, served):
+    response = case.call_and_validate(headers={"Authorization": f"Bearer {served.tokens['operator']}"})
+    assert response.status_code < 500
+
+
+@schema.parametrize()
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_without_a_token(case, served):
+    case.call_and_validate(checks=[not_a_server_error])
