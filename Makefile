@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test install mosquitto bench clean
+.PHONY: demo test install mosquitto bench clean web chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) web
 	$(BIN)/vigil demo
 
 # Mosquitto is a real test dependency: installed with apt-get when running as root and missing.
@@ -25,7 +25,7 @@ mosquitto:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
 	else echo "mosquitto is missing: sudo apt-get install mosquitto"; exit 1; fi
 
-test: $(STAMP) mosquitto
+test: $(STAMP) mosquitto web chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP) mosquitto
@@ -33,3 +33,22 @@ bench: $(STAMP) mosquitto
 
 clean:
 	rm -rf $(VENV) *.egg-info
+	rm -rf web/node_modules
+
+# Front-end libraries of the web pages (Leaflet) from the npm registry, pinned by web/package-lock.json;
+# the API serves them from web/node_modules, nothing is fetched at run time.
+WEB_STAMP := web/node_modules/.installed-$(shell cksum web/package-lock.json | cut -d' ' -f1)
+$(WEB_STAMP): web/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: sudo apt-get install npm"; exit 1; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	rm -f web/node_modules/.installed-* && touch $@
+
+web: $(WEB_STAMP)
+
+# The browser tests drive Debian's headless Chromium through Playwright (no browser download).
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is missing (browser tests will skip): sudo apt-get install chromium"; fi

@@ -21,6 +21,7 @@ from storage import deadletters
 from storage.db import Database
 from vigil import __version__
 from vigil.metrics import Metrics
+from webui import install as install_web_pages
 
 
 def _utcnow() -> dt.datetime:
@@ -57,6 +58,7 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
     app.include_router(auth_routes.router)
     app.include_router(account.router)
     app.include_router(devices.router)
+    install_web_pages(app)
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness, storage mode, rejects")
     async def healthz(request: Request) -> Health:
