@@ -185,6 +185,8 @@ async def _demo(settings: Settings, args) -> int:
     _banner(runtime)
     url = runtime.http_url
     print(f"\n{len(ids)} simulated cars are driving around central Helsinki. Open:")
+    print(f"  {url}/app                                  the customer app (log in as a customer below)")
+    print(f"  {url}/console                              the assistance-centre console (log in as the operator)")
     print(f"  {url}/v1/vehicles                          every car with its last position")
     print(f"  {url}/v1/vehicles/{ids[0]}/position   Find-Vehicle for one car (refresh: it moves)")
     print(f"  {url}/v1/vehicles/{ids[0]}/trips      its trips, once it has parked (a few minutes in)")
