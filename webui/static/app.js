@@ -59,7 +59,9 @@ async function loadCars() {
   list.replaceChildren();
   for (const car of cars) {
     L.circleMarker([car.lat, car.lon], { radius: 9, color: "#14324f", fillColor: "#f0b400", fillOpacity: 1, weight: 3 })
-      .bindTooltip(car.device_id, { permanent: true, direction: "top", offset: [0, -8] }).addTo(layers.cars);
+      // names stay on the map for a few cars; with a whole fleet they show on hover / focus
+      .bindTooltip(`${car.device_id} · fix ${age(car.age_s)} ago`, { permanent: cars.length <= 12, direction: "top", offset: [0, -8] })
+      .addTo(layers.cars);
     list.append(el("li", { "data-car": car.device_id },
       el("strong", {}, car.device_id), " ",
       el("span", { class: "muted" }, `${car.speed_kmh ?? 0} km/h, ignition ${car.ignition ? "on" : "off"}`), el("br"),

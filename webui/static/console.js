@@ -44,7 +44,11 @@ async function start() {
 }
 
 async function loadQueue() {
-  queue = await api.get("/v1/operator/alarms?limit=200");
+  try { queue = await api.get("/v1/operator/alarms?limit=200"); }
+  catch (err) {
+    if (err.status === 404) err.message = "The alarm service is not available on this server.";
+    throw err;
+  }
   if (!Array.isArray(queue)) queue = queue.items || [];
   $("queue-count").textContent = `(${queue.length})`;
   $("queue").replaceChildren(...queue.map((a) => {
