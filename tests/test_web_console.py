@@ -40,18 +40,29 @@ async def test_operator_acknowledges_and_resolves_a_water_leak(mqtt_url, databas
         await page.get_by_text("No open alarms.").wait_for()
 
         now_ms = int(time.time() * 1000)
-        await publish(mqtt_url, [("vigil/v1/home/kit-1/event", {"v": 1, "seq": 1, "events": [
-            {"ts": now_ms, "type": "water_leak", "event_id": "w-1", "sensor": "kitchen"}]})])
+        await devices.provision(db, ["pet-1"], kind="pet", owner="carol")
+        await publish(mqtt_url, [
+            ("vigil/v1/home/kit-1/event", {"v": 1, "seq": 1, "events": [
+                {"ts": now_ms, "type": "water_leak", "event_id": "w-1", "sensor": "kitchen"}]}),
+            ("vigil/v1/pet/pet-1/sos", {"v": 1, "seq": 1, "ts": now_ms, "event_id": "sos-1", "lat": 60.1686,
+                                        "lon": 24.9466, "accuracy_m": 9})])
         row = queue.filter(has_text="water leak")
+        sos = queue.filter(has_text="sos")
         await row.wait_for(timeout=30_000)  # pushed by the stream (the fallback poll is 15 s)
-        assert await queue.count() == 1
+        await sos.wait_for(timeout=30_000)
+        assert await queue.count() == 2
         text = await row.inner_text()
         assert "major" in text and "kit-1 · kitchen" in text and "bob" in text
         age = row.locator("td.age")
         first = await age.inner_text()
         await page.wait_for_timeout(1500)
         assert await age.inner_text() != first  # the age counts up in the page
-        assert re.match(r"(next in|due) ", await row.locator("td.timer").inner_text())
+        assert re.match(r"next in \d+ s|due \d+ s ago", await row.locator("td.timer").inner_text())
+
+        await sos.click()  # the pet's position on the map
+        await page.locator(".leaflet-tooltip", has_text="pet-1: sos").wait_for()
+        await page.wait_for_timeout(1000)  # the map's zoom animation and the street reload, for the picture
+        await page.screenshot(path=OUTPUT / "console.png")
 
         await row.click()
         await page.locator("#h-detail", has_text="water leak").wait_for()
@@ -63,14 +74,19 @@ async def test_operator_acknowledges_and_resolves_a_water_leak(mqtt_url, databas
         await page.get_by_label("Note").fill("Called Bob: the washing machine hose, water is off")
         await page.get_by_role("button", name="Add note").click()
         await page.locator("#audit li", has_text="washing machine hose").wait_for()
-        await page.screenshot(path=OUTPUT / "console.png")
+        await page.screenshot(path=OUTPUT / "console-acknowledged.png")
 
         await page.get_by_label("Outcome").select_option("false_alarm")
         await page.get_by_role("button", name="Resolve").click()
-        await page.get_by_text("No open alarms.").wait_for()
-        assert await queue.count() == 0
+        await page.get_by_text("Alarm resolved.").wait_for()
+        await row.wait_for(state="detached")
+        assert await queue.count() == 1 and await sos.count() == 1  # the leak left the queue, the SOS is still there
         assert page.errors == []
 
     async with db.connection() as conn:
-        cur = await conn.execute("SELECT state, outcome, acknowledged_by, resolved_by, assignee FROM alarms")
-        assert await cur.fetchall() == [("resolved", "false_alarm", "olga", "olga", "olga")]
+        cur = await conn.execute("SELECT type, resolved_at IS NOT NULL, outcome, acknowledged_by, resolved_by, assignee"
+                                 " FROM alarms ORDER BY type")
+        assert await cur.fetchall() == [("sos", False, None, None, None, None),
+                                        ("water_leak", True, "false_alarm", "olga", "olga", "olga")]
+        cur = await conn.execute("SELECT actor, detail->>'text' FROM alarm_audit WHERE kind = 'note'")
+        assert await cur.fetchall() == [("olga", "Called Bob: the washing machine hose, water is off")]

@@ -114,7 +114,8 @@ async function showPosition(a) {
   let pos = a.lat != null ? { lat: a.lat, lon: a.lon } : null;
   if (!pos && a.kind === "car") pos = await api.get(`/v1/vehicles/${encodeURIComponent(a.device_id)}/position`).catch(() => null);
   if (!pos && a.kind === "pet") pos = await api.get(`/v1/pets/${encodeURIComponent(a.device_id)}/position`).catch(() => null);
-  if (!pos) return say(status, `${a.device_id}: no known position.`);
+  $("position").textContent = pos ? `Last position ${pos.lat.toFixed(5)}, ${pos.lon.toFixed(5)}` : "No known position for this device.";
+  if (!pos) return;
   L.circleMarker([pos.lat, pos.lon], { radius: 10, color: "#8c1010", fillColor: "#f0b400", fillOpacity: 1, weight: 3 })
     .bindTooltip(`${a.device_id}: ${a.type.replaceAll("_", " ")}`, { permanent: true, direction: "top" }).addTo(marker);
   map.setView([pos.lat, pos.lon], 16);
