@@ -88,3 +88,81 @@ async def test_customer_sees_the_car_walks_to_it_and_verifies_a_certificate(mqtt
         await verdict.get_by_text("Not valid").wait_for()
         await page.screenshot(path=OUTPUT / "customer-app-certificate.png")
         assert page.errors == []
+
+
+async def test_customer_draws_and_edits_geofences_and_follows_a_pet_live(mqtt_url, database_url, runtime_factory):
+    runtime = await runtime_factory(make_settings(mqtt_url, database_url))
+    db = runtime.db
+    await devices.provision(db, ["car-1"], kind="car", owner="alice")
+    await devices.provision(db, ["pet-1"], kind="pet", owner="alice")
+    await add_account(db, "alice")
+    t = (int(time.time()) - 60) * 1000
+    await publish(mqtt_url, [
+        ("vigil/v1/car/car-1/fix", {"v": 1, "seq": 1, "fixes": [{"ts": t, "lat": CAR[0], "lon": CAR[1], "speed_kmh": 0.0}]}),
+        ("vigil/v1/pet/pet-1/fix", {"v": 1, "seq": 1, "fixes": [{"ts": t, "lat": 60.1680, "lon": 24.9460, "accuracy_m": 8.0}]})])
+
+    async def stored() -> bool:
+        return await count_rows(db, "fixes") == 2
+
+    await wait_until(stored, 30, "the car's and the pet's fixes")
+    async with httpx.AsyncClient(base_url=runtime.http_url) as http:
+        http.headers.update(await login(http, "alice"))
+        r = await http.post("/v1/pets/pet-1/fences", json={"type": "Feature", "geometry": {
+            "type": "Point", "coordinates": [24.9460, 60.1680]}, "properties": {"name": "Garden", "radius_m": 150}})
+        assert r.status_code == 201, r.text
+
+        async with browser_page() as page:
+            await page.goto(f"{runtime.http_url}/app")
+            await page.get_by_label("User name").fill("alice")
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Log in").click()
+            await page.locator('#cars li[data-car="car-1"]').wait_for()
+            box = await page.locator("#map").bounding_box()
+            at = lambda dx, dy: (box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2 + dy)  # noqa: E731
+
+            # a polygon of three clicked corners
+            await page.get_by_label("Fence name").fill("Parking")
+            await page.get_by_role("button", name="Draw polygon").click()
+            for dx, dy in ((-120, -80), (120, -80), (0, 100)):
+                await page.mouse.click(*at(dx, dy))
+            await page.get_by_role("button", name="Save shape").click()
+            await page.wait_for_timeout(1000)
+            print("STATUS", await page.locator("#status").inner_text(), await page.locator("#fence-help").inner_text())
+            await page.locator("#fences li", has_text="Parking").wait_for()
+            # a circle, then its radius edited
+            await page.get_by_label("Fence name").fill("Office")
+            await page.get_by_label("Circle radius, m").fill("250")
+            await page.get_by_role("button", name="Draw circle").click()
+            await page.mouse.click(*at(200, 150))
+            await page.get_by_role("button", name="Save shape").click()
+            office = page.locator("#fences li", has_text="Office")
+            await office.wait_for()
+            assert "circle 250 m" in await office.inner_text()
+            await office.get_by_role("button", name="Edit").click()
+            await page.get_by_label("Circle radius, m").fill("400")
+            await page.get_by_role("button", name="Save shape").click()
+            await page.locator("#fences li", has_text="circle 400 m").wait_for()
+
+            fences = {f["properties"]["name"]: f for f in (await http.get("/v1/geofences")).json()["features"]}
+            assert set(fences) == {"Parking", "Office"}
+            ring = fences["Parking"]["geometry"]["coordinates"][0]
+            assert fences["Parking"]["geometry"]["type"] == "Polygon" and len(ring) == 4 and ring[0] == ring[-1]
+            assert fences["Office"]["geometry"]["type"] == "Point" and fences["Office"]["properties"]["radius_m"] == 400
+            # the clicked corners are where the map shows them: north-west, north-east, then south
+            assert ring[0][0] < ring[1][0] and ring[0][1] == pytest.approx(ring[1][1]) and ring[2][1] < ring[0][1]
+
+            await page.locator("#fences li", has_text="Parking").get_by_role("button", name="Delete").click()
+            await page.locator("#fences li", has_text="Parking").wait_for(state="detached")
+            assert [f["properties"]["name"] for f in (await http.get("/v1/geofences")).json()["features"]] == ["Office"]
+
+            # the pet: its fence, then three new fixes arrive on the live track
+            pet = page.locator('#pets li[data-pet="pet-1"]')
+            assert "1 fence(s)" in await pet.inner_text()
+            await pet.get_by_role("button", name="Live track").click()
+            await page.wait_for_timeout(500)  # the stream starts at the pet's last fix
+            await publish(mqtt_url, [("vigil/v1/pet/pet-1/fix", {"v": 1, "seq": 2, "fixes": [
+                {"ts": t + 10_000 * i, "lat": 60.1680 + 0.0002 * i, "lon": 24.9460, "accuracy_m": 8.0}
+                for i in (1, 2, 3)]})])
+            await page.locator('#pets li[data-pet="pet-1"] button[data-points="3"]').wait_for(timeout=30_000)
+            await page.screenshot(path=OUTPUT / "customer-app-fences-pet.png")
+            assert page.errors == []

@@ -232,7 +232,7 @@ async function loadPets() {
     }
     const pos = await api.get(`/v1/pets/${encodeURIComponent(id)}/position`).catch(() => null);
     if (pos) L.circleMarker([pos.lat, pos.lon], { radius: 7, color: "#1e6b34", fillOpacity: 1 }).bindTooltip(id).addTo(layers.pets);
-    items.push(el("li", {}, el("strong", {}, id), ` ${fenceList.features.length} fence(s), `,
+    items.push(el("li", { "data-pet": id }, el("strong", {}, id), ` ${fenceList.features.length} fence(s), `,
       pos ? `last fix ${age(pos.age_s)} ago ` : "no position yet ",
       el("button", { type: "button", class: "secondary", "aria-pressed": "false", onclick: (e) => toggleTrack(id, e.target) }, "Live track")));
   }
@@ -252,9 +252,11 @@ function toggleTrack(id, button) {
   button.setAttribute("aria-pressed", "true");
   button.textContent = "Stop tracking";
   const line = L.polyline([], { color: "#1e6b34", weight: 4 }).addTo(layers.pets);
+  button.dataset.points = 0;
   api.stream(`/v1/pets/${encodeURIComponent(id)}/track/stream`, (name, fix) => {
     if (name !== "fix") return;
     line.addLatLng([fix.lat, fix.lon]);
+    button.dataset.points = line.getLatLngs().length;  // the canvas has no DOM: tests and tools read this
     map.panTo([fix.lat, fix.lon]);
   }, ctl.signal);
 }
