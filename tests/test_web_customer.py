@@ -169,3 +169,33 @@ async def test_customer_draws_and_edits_geofences_and_follows_a_pet_live(mqtt_ur
             await page.locator('#pets li[data-pet="pet-1"] button[data-points="3"]').wait_for(timeout=30_000)
             await page.screenshot(path=OUTPUT / "customer-app-fences-pet.png")
             assert page.errors == []
+
+
+@pytest.mark.skipif(importlib.util.find_spec("api.alarms") is None,
+                    reason="the alarms API (issue 6, branch issue-6-alarms) is not merged yet")
+async def test_customer_sees_the_home_alarm_and_says_it_was_me(mqtt_url, database_url, runtime_factory):
+    runtime = await runtime_factory(make_settings(mqtt_url, database_url))
+    db = runtime.db
+    await devices.provision(db, ["kit-1"], kind="home", owner="alice")
+    await add_account(db, "alice")
+    await publish(mqtt_url, [("vigil/v1/home/kit-1/event", {"v": 1, "seq": 1, "events": [
+        {"ts": int(time.time() * 1000), "type": "water_leak", "event_id": "w-1", "sensor": "kitchen"}]})])
+
+    async def raised() -> bool:
+        return await count_rows(db, "alarms") == 1
+
+    await wait_until(raised, 30, "the water-leak alarm")
+    async with browser_page() as page:
+        await page.goto(f"{runtime.http_url}/app")
+        await page.get_by_label("User name").fill("alice")
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Log in").click()
+        await page.locator("#homes li", has_text="kit-1").wait_for()
+        alarm = page.locator("#alarms li", has_text="water leak on kit-1")
+        await alarm.wait_for()
+        await alarm.get_by_role("button", name="It was me").click()
+        await page.locator("#alarms li", has_text="you said: it was me").wait_for()
+        assert page.errors == []
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT customer_feedback FROM alarms")
+        assert await cur.fetchall() == [("it_was_me",)]
