@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trips.config import G, TripConfig
-from trips.geo import E2, _KM, _KN, _RAD
+from trips.geo import E2, _KM, _KN, _RAD, cos_lat
 
 CHUNK = 1 << 15
 _F = np.float32
@@ -33,12 +33,13 @@ class Signals:
     pcut: np.ndarray       # bool: wcut, or a new UTC minute or UTC offset (local minute may change)
     hint: np.ndarray       # bool: may be a harsh-driving or crash sample
     key: np.ndarray        # int64: increases along the table; devices are further apart than any window
+    cos: np.ndarray        # float32: trips.geo.cos_lat of the fix, reused by every later distance
 
 
 def compute_signals(t: dict[str, np.ndarray], cfg: TripConfig) -> Signals:
     """Signals of the track table ``t`` (columns of trips.state.TRACK_COLUMNS, sorted by device, ts)."""
     n = len(t["ts_ms"])
-    out = Signals(*(np.empty(n, dt) for dt in (bool, bool, _F, _F, _F, bool, _F, bool, bool, bool, np.int64)))
+    out = Signals(*(np.empty(n, dt) for dt in (bool, bool, _F, _F, _F, bool, _F, bool, bool, bool, np.int64, _F)))
     any_accel = bool(np.isfinite(t["accel_x"]).any() or np.isfinite(t["accel_y"]).any())
     dev, ts = t["device"], t["ts_ms"]
     if n:
@@ -65,7 +66,7 @@ def _chunk(t, out: Signals, a: int, b: int, cfg: TripConfig, any_accel: bool, la
     dt *= _F(1e-3)
     dt[first] = 0
 
-    c = np.cos(lat.astype(_F) * _F(_RAD))
+    c = cos_lat(lat)
     cm = c[1:] + c[:-1]
     cm *= _F(0.5)
     s2 = _F(1) - cm * cm
@@ -136,6 +137,7 @@ def _chunk(t, out: Signals, a: int, b: int, cfg: TripConfig, any_accel: bool, la
     key += ts[s]
     key -= lane[1]
     out.hint[a:b] = hint[s]
+    out.cos[a:b] = c[s]
 
 
 def accelerations(t: dict[str, np.ndarray], sig: Signals, rows: np.ndarray, cfg: TripConfig

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from trips.config import TripConfig
-from trips.geo import hop_distance, metres_per_degree
+from trips.geo import cos_lat, hop_distance, scales_from_cos
 
 
 def window_starts(keys: np.ndarray, bstarts: np.ndarray, rows: np.ndarray, window_ms: int) -> np.ndarray:
@@ -26,9 +26,10 @@ def window_starts(keys: np.ndarray, bstarts: np.ndarray, rows: np.ndarray, windo
     return np.where(s >= block, s, -1)
 
 
-def stopped_fixes(track: dict[str, np.ndarray], slow: np.ndarray, keys: np.ndarray, bstarts: np.ndarray,
-                  cfg: TripConfig) -> np.ndarray:
-    """bool (n,): the fix is stopped. Rows marked ``done`` keep their stored ``stopped`` value."""
+def stopped_fixes(track: dict[str, np.ndarray], slow: np.ndarray, cos: np.ndarray, keys: np.ndarray,
+                  bstarts: np.ndarray, cfg: TripConfig) -> np.ndarray:
+    """bool (n,): the fix is stopped. Rows marked ``done`` keep their stored ``stopped`` value.
+    ``cos``: trips.geo.cos_lat of each fix's latitude."""
     ign = track["ignition"]
     done = track["done"]
     lat, lon = track["lat"], track["lon"]
@@ -40,17 +41,58 @@ def stopped_fixes(track: dict[str, np.ndarray], slow: np.ndarray, keys: np.ndarr
         keep = s >= 0
         rows, s = rows[keep], s[keep]
         # Necessary condition first: the window's oldest fix is within reach of the newest.
-        keep = hop_distance(lat[s], lon[s], lat[rows], lon[rows]) <= cfg.min_distance_m
+        keep = hop_distance(lat[s], lon[s], lat[rows], lon[rows], cos[s], cos[rows]) <= cfg.min_distance_m
         rows, s = rows[keep], s[keep]
         if len(rows):
-            held = _windows_hold(lat, lon, s, rows, cfg.min_distance_m)
+            held = _windows_hold(lat, lon, cos, s, rows, cfg.min_distance_m)
             _mark_union(covered, s[held], rows[held])
     stopped = (ign == 0) | ((ign == -1) & covered & slow)
     return np.where(done, track["stopped"], stopped)
 
 
-def _windows_hold(lat, lon, s: np.ndarray, e: np.ndarray, radius_m: float) -> np.ndarray:
+#: Slack of the sufficient test in _windows_hold: metres off the radius, and a relative margin on the
+#: scales above the float32 rounding of cos and of the scale formulas.
+_SLACK_M = 1e-3
+_SLACK_SCALE = 1.0 + 1e-5
+
+
+#: Windows per batch of _windows_hold's first test.
+_BATCH = 8
+
+
+def _windows_hold(lat, lon, cos, s: np.ndarray, e: np.ndarray, radius_m: float) -> np.ndarray:
     """bool per window [s, e]: the bounding box of its fixes lies within radius_m of fix e."""
+    # Nearly every window that got this far lies in a parked stop and holds. So first a sufficient test
+    # on batches of _BATCH consecutive windows: when the bounding box of all their rows (s of the first
+    # to e of the last) has a diagonal within the radius, at the largest scales over the box, every
+    # window of the batch holds, since each window end lies in that box. The slack keeps rounding from
+    # passing a window the exact test would fail. Only windows of failed batches get the exact range
+    # extrema. (reduceat takes the overlapping ranges: each even segment is one batch.)
+    m = len(s)
+    b0 = np.arange(0, m, _BATCH)
+    idx = np.empty(2 * len(b0), np.int64)
+    idx[0::2] = s[b0]
+    idx[1::2] = e[np.minimum(b0 + _BATCH - 1, m - 1)] + 1
+    if idx[-1] >= len(lat):
+        idx = idx[:-1]
+    hi_lat, lo_lat = np.maximum.reduceat(lat, idx)[0::2], np.minimum.reduceat(lat, idx)[0::2]
+    hi_lon, lo_lon = np.maximum.reduceat(lon, idx)[0::2], np.minimum.reduceat(lon, idx)[0::2]
+    # Largest scales over the box: m per degree of latitude grows with |lat|, of longitude shrinks.
+    far = np.maximum(np.abs(hi_lat), np.abs(lo_lat))
+    near = np.where(lo_lat * hi_lat > 0, np.minimum(np.abs(hi_lat), np.abs(lo_lat)), 0.0)
+    m_lat = scales_from_cos(cos_lat(far))[0] * _SLACK_SCALE
+    m_lon = scales_from_cos(cos_lat(near))[1] * _SLACK_SCALE
+    dy, dx = (hi_lat - lo_lat) * m_lat, (hi_lon - lo_lon) * m_lon
+    batch_ok = dx * dx + dy * dy <= (radius_m - _SLACK_M) ** 2
+    held = np.repeat(batch_ok, _BATCH)[:m]
+    rest = np.flatnonzero(~held)
+    if len(rest):
+        held[rest] = _windows_hold_exact(lat, lon, cos, s[rest], e[rest], radius_m)
+    return held
+
+
+def _windows_hold_exact(lat, lon, cos, s: np.ndarray, e: np.ndarray, radius_m: float) -> np.ndarray:
+    """:func:`_windows_hold` by exact range extrema: a sparse table over the union of the windows."""
     # Work on the union of the windows only, compacted; windows are sorted by e and s is non-decreasing.
     new = np.ones(len(s), bool)
     new[1:] = s[1:] > e[:-1]
@@ -59,9 +101,8 @@ def _windows_hold(lat, lon, s: np.ndarray, e: np.ndarray, radius_m: float) -> np
     g_len = g_end - g_start + 1
     g_off = np.cumsum(g_len) - g_len
     region = np.arange(int(g_len.sum())) + np.repeat(g_start - g_off, g_len)
-    gid = np.cumsum(new) - 1
-    shift = g_start - g_off
-    ls, le = s - shift[gid], e - shift[gid]           # window bounds in the compacted region
+    shift = (g_start - g_off)[np.cumsum(new) - 1]
+    ls, le = s - shift, e - shift                     # window bounds in the compacted region
     hi_lat = lo_lat = lat[region]
     hi_lon = lo_lon = lon[region]
     length = le - ls + 1
@@ -80,7 +121,7 @@ def _windows_hold(lat, lon, s: np.ndarray, e: np.ndarray, radius_m: float) -> np
         mx_lat[q] = np.maximum(hi_lat[a], hi_lat[b]); mn_lat[q] = np.minimum(lo_lat[a], lo_lat[b])
         mx_lon[q] = np.maximum(hi_lon[a], hi_lon[b]); mn_lon[q] = np.minimum(lo_lon[a], lo_lon[b])
     la, lo = lat[e], lon[e]
-    m_lat, m_lon = metres_per_degree(la)
+    m_lat, m_lon = scales_from_cos(cos[e])
     dy = np.maximum(mx_lat - la, la - mn_lat) * m_lat
     dx = np.maximum(mx_lon - lo, lo - mn_lon) * m_lon
     return dx * dx + dy * dy <= radius_m * radius_m
