@@ -18,16 +18,19 @@ from trips.config import TripConfig
 from trips.geo import cos_lat, hop_distance, scales_from_cos
 
 
-def window_starts(keys: np.ndarray, bstarts: np.ndarray, rows: np.ndarray, window_ms: int) -> np.ndarray:
+def window_starts(keys: np.ndarray, block_start: np.ndarray, rows: np.ndarray, window_ms: int) -> np.ndarray:
     """For fixes ``rows``: index of the last fix of the same block at or before ts - window (-1: none).
-    ``bstarts``: first row of each block (device start or fix after a long gap), sorted."""
+    ``block_start``: bool per row, set at each device's first row and after each hop longer than
+    max_gap_s; ``window_ms`` must not exceed max_gap_s, and devices' keys are further apart than it."""
     s = np.searchsorted(keys, keys[rows] - window_ms, side="right") - 1
-    block = bstarts[np.searchsorted(bstarts, rows, side="right") - 1]
-    return np.where(s >= block, s, -1)
+    # The fixes after s up to the row lie within window_ms, so no long gap or device change is among
+    # them but possibly the one right after s: the window leaves the block iff s + 1 starts a block.
+    s[block_start[s + 1]] = -1
+    return s
 
 
 def stopped_fixes(track: dict[str, np.ndarray], slow: np.ndarray, cos: np.ndarray, keys: np.ndarray,
-                  bstarts: np.ndarray, cfg: TripConfig) -> np.ndarray:
+                  block_start: np.ndarray, cfg: TripConfig) -> np.ndarray:
     """bool (n,): the fix is stopped. Rows marked ``done`` keep their stored ``stopped`` value.
     ``cos``: trips.geo.cos_lat of each fix's latitude."""
     ign = track["ignition"]
@@ -37,11 +40,8 @@ def stopped_fixes(track: dict[str, np.ndarray], slow: np.ndarray, cos: np.ndarra
     rows = np.flatnonzero(slow & (ign == -1) & ~done)
     covered = np.zeros(n, bool)
     if len(rows):
-        s = window_starts(keys, bstarts, rows, int(round(cfg.min_stop_duration_s * 1000)))
+        s = window_starts(keys, block_start, rows, int(round(cfg.min_stop_duration_s * 1000)))
         keep = s >= 0
-        rows, s = rows[keep], s[keep]
-        # Necessary condition first: the window's oldest fix is within reach of the newest.
-        keep = hop_distance(lat[s], lon[s], lat[rows], lon[rows], cos[s], cos[rows]) <= cfg.min_distance_m
         rows, s = rows[keep], s[keep]
         if len(rows):
             held = _windows_hold(lat, lon, cos, s, rows, cfg.min_distance_m)
@@ -86,6 +86,10 @@ def _windows_hold(lat, lon, cos, s: np.ndarray, e: np.ndarray, radius_m: float) 
     batch_ok = dx * dx + dy * dy <= (radius_m - _SLACK_M) ** 2
     held = np.repeat(batch_ok, _BATCH)[:m]
     rest = np.flatnonzero(~held)
+    # A cheap necessary condition before the exact test: the window's oldest fix is within reach of the
+    # newest. (Windows of passed batches pass it too: both ends lie in the box.)
+    rest = rest[hop_distance(lat[s[rest]], lon[s[rest]], lat[e[rest]], lon[e[rest]], cos[s[rest]], cos[e[rest]])
+                <= radius_m]
     if len(rest):
         held[rest] = _windows_hold_exact(lat, lon, cos, s[rest], e[rest], radius_m)
     return held
