@@ -22,11 +22,37 @@ def window_starts(keys: np.ndarray, block_start: np.ndarray, rows: np.ndarray, w
     """For fixes ``rows``: index of the last fix of the same block at or before ts - window (-1: none).
     ``block_start``: bool per row, set at each device's first row and after each hop longer than
     max_gap_s; ``window_ms`` must not exceed max_gap_s, and devices' keys are further apart than it."""
-    s = np.searchsorted(keys, keys[rows] - window_ms, side="right") - 1
+    s = _last_at_or_before(keys, rows, window_ms)
     # The fixes after s up to the row lie within window_ms, so no long gap or device change is among
     # them but possibly the one right after s: the window leaves the block iff s + 1 starts a block.
     s[block_start[s + 1]] = -1
     return s
+
+
+_RATE_SPAN = 16
+
+
+def _last_at_or_before(keys: np.ndarray, rows: np.ndarray, window_ms: int) -> np.ndarray:
+    """searchsorted(keys, keys[rows] - window_ms, side="right") - 1 for sorted ``keys``.
+
+    Devices mostly report at a steady rate, so the mean interval of the _RATE_SPAN fixes up to the row
+    (a span evens out jitter) predicts the answer. Guess, move one step if the guess is off by one, and
+    binary-search only the rows still off: a few gathers instead of ~18 dependent probes per row."""
+    n = len(keys)
+    kr = keys[rows]
+    q = kr - window_ms
+    if n < 3:
+        return np.searchsorted(keys, q, side="right") - 1
+    back = np.maximum(rows - _RATE_SPAN, 0)
+    step = (kr - keys[back]) / np.maximum(rows - back, 1)       # mean interval (ms) of the last fixes
+    g = np.clip(rows - np.rint(window_ms / np.maximum(step, 1.0)).astype(np.int64), 0, n - 2)
+    g += (keys[g + 1] <= q).view(np.int8)
+    g -= (keys[g] > q).view(np.int8)
+    np.clip(g, 0, n - 2, out=g)
+    off = np.flatnonzero((keys[g] > q) | (keys[g + 1] <= q))
+    if len(off):
+        g[off] = np.searchsorted(keys, q[off], side="right") - 1
+    return g
 
 
 def stopped_fixes(track: dict[str, np.ndarray], slow: np.ndarray, cos: np.ndarray, keys: np.ndarray,
