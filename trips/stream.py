@@ -20,7 +20,7 @@ from trips.events import detect_events, event_samples
 from trips.features import compute_signals
 from trips.metrics import is_trip, road_class, speeding, trip_runs
 from trips.runs import spans
-from trips.state import NONE_MS, TRACK_COLUMNS, TripState, merge_by_device, take
+from trips.state import NONE_MS, TRACK_COLUMNS, TripState, merge_by_device, new_carry, take
 from trips.stops import stopped_fixes
 from trips.tables import Events, Stops, Trips
 
@@ -126,12 +126,17 @@ def _slice_offsets(utc_offset_min, a: int, b: int):
 
 
 def _process_slice(batch: Any, config: TripConfig, utc_offset_min) -> StepResult:
-    a = step(TripState.empty(), batch, config, utc_offset_min=utc_offset_min)
-    b = close_idle(a.state, FOREVER_MS, config)
-    trips = Trips.concat([a.trips, b.trips])
-    events = Events.concat([a.events, b.events])
-    stops = Stops.concat([a.stops, b.stops])
-    return StepResult(b.state, trips.take(np.lexsort((trips.start_ms, trips.device))),
+    # step() from an empty state and then close_idle(forever) in one pass: nothing is left pending, so
+    # every fix is committed and every trip and event closed at its device's last fix. (Two calls
+    # would classify the same fixes alike but carry the pending tail and open trips from one to the
+    # other, processing the tail twice; sums then group differently, equal to rounding.)
+    new = _accept(batch, config, utc_offset_min)
+    if len(new["ts_ms"]) == 0:
+        return StepResult(TripState.empty(), Trips.empty(), Events.empty(), Stops.empty())
+    dev = new["device"]
+    devs = dev[np.append(True, dev[1:] != dev[:-1])]
+    done, trips, events, stops = _advance(new, new_carry(devs), config, np.ones(len(devs), bool))
+    return StepResult(TripState.empty().replace(*done), trips.take(np.lexsort((trips.start_ms, trips.device))),
                       events.take(np.lexsort((events.kind, events.ts_ms, events.device))),
                       stops.take(np.lexsort((stops.start_ms, stops.device))))
 
