@@ -56,49 +56,74 @@ def _last_at_or_before(keys: np.ndarray, rows: np.ndarray, window_ms: int) -> np
 
 
 def stopped_fixes(track: dict[str, np.ndarray], slow: np.ndarray, cos: np.ndarray, keys: np.ndarray,
-                  block_start: np.ndarray, cfg: TripConfig) -> np.ndarray:
+                  block_start: np.ndarray, bstarts: np.ndarray, cfg: TripConfig) -> np.ndarray:
     """bool (n,): the fix is stopped. Rows marked ``done`` keep their stored ``stopped`` value.
-    ``cos``: trips.geo.cos_lat of each fix's latitude."""
+    ``cos``: trips.geo.cos_lat of each fix's latitude; ``bstarts``: flatnonzero(block_start)."""
     ign = track["ignition"]
     done = track["done"]
-    lat, lon = track["lat"], track["lon"]
     n = len(ign)
     rows = np.flatnonzero(slow & (ign == -1) & ~done)
     covered = np.zeros(n, bool)
     if len(rows):
-        s = window_starts(keys, block_start, rows, int(round(cfg.min_stop_duration_s * 1000)))
-        keep = s >= 0
-        rows, s = rows[keep], s[keep]
-        if len(rows):
-            held = _windows_hold(lat, lon, cos, s, rows, cfg.min_distance_m)
-            _mark_union(covered, s[held], rows[held])
+        _mark_union(covered, *_held_windows(track["lat"], track["lon"], cos, keys, block_start, bstarts, rows,
+                                            int(round(cfg.min_stop_duration_s * 1000)), cfg.min_distance_m))
     stopped = (ign == 0) | ((ign == -1) & covered & slow)
     return np.where(done, track["stopped"], stopped)
 
 
-#: Slack of the sufficient test in _windows_hold: metres off the radius, and a relative margin on the
+#: Slack of the sufficient test in _held_windows: metres off the radius, and a relative margin on the
 #: scales above the float32 rounding of cos and of the scale formulas.
 _SLACK_M = 1e-3
 _SLACK_SCALE = 1.0 + 1e-5
-
-
-#: Windows per batch of _windows_hold's first test.
+#: Stay windows per batch of _held_windows' sufficient test.
 _BATCH = 8
 
 
-def _windows_hold(lat, lon, cos, s: np.ndarray, e: np.ndarray, radius_m: float) -> np.ndarray:
-    """bool per window [s, e]: the bounding box of its fixes lies within radius_m of fix e."""
-    # Nearly every window that got this far lies in a parked stop and holds. So first a sufficient test
-    # on batches of _BATCH consecutive windows: when the bounding box of all their rows (s of the first
-    # to e of the last) has a diagonal within the radius, at the largest scales over the box, every
-    # window of the batch holds, since each window end lies in that box. The slack keeps rounding from
-    # passing a window the exact test would fail. Only windows of failed batches get the exact range
-    # extrema. (reduceat takes the overlapping ranges: each even segment is one batch.)
-    m = len(s)
-    b0 = np.arange(0, m, _BATCH)
-    idx = np.empty(2 * len(b0), np.int64)
-    idx[0::2] = s[b0]
-    idx[1::2] = e[np.minimum(b0 + _BATCH - 1, m - 1)] + 1
+def _held_windows(lat, lon, cos, keys, block_start, bstarts, rows: np.ndarray, window_ms: int, radius_m: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Row ranges [s, e] (sorted by e; s non-decreasing) that cover every candidate fix ``rows`` (sorted)
+    lying in a stay window that holds, and no other candidate.
+
+    Nearly every candidate lies in a parked stop. So first a sufficient test on batches of _BATCH
+    consecutive candidates: when the first one's window is valid and the last one is of the same block,
+    every window of the batch lies in [s of the first, the last] (window starts only grow within a
+    block); when that range's bounding box has a diagonal within the radius, at the largest scales
+    over the box, every window of the batch holds, its ends lying in the box too. The batch then
+    yields that one range: its windows cover all of it but rows between two of its candidates that no
+    window reaches, and those are not candidates. The slack keeps rounding from passing a window the
+    exact tests would fail. The candidates of the other batches get their own windows tested.
+    """
+    m = len(rows)
+    first = np.arange(0, m, _BATCH)
+    e0, e1 = rows[first], rows[np.minimum(first + _BATCH - 1, m - 1)]
+    s0 = window_starts(keys, block_start, e0, window_ms)
+    next_block = np.append(bstarts, len(keys))[np.searchsorted(bstarts, e0, side="right")]
+    ok = (s0 >= 0) & (next_block > e1)
+    q = np.flatnonzero(ok)
+    ok[q] = _box_within(lat, lon, s0[q], e1[q], radius_m)
+    e = rows[~np.repeat(ok, _BATCH)[:m]]
+    s = window_starts(keys, block_start, e, window_ms)
+    keep = s >= 0
+    s, e = s[keep], e[keep]
+    # A cheap necessary condition before the exact test: the window's oldest fix is within reach of the
+    # newest.
+    keep = hop_distance(lat[s], lon[s], lat[e], lon[e], cos[s], cos[e]) <= radius_m
+    s, e = s[keep], e[keep]
+    held = _windows_hold_exact(lat, lon, cos, s, e, radius_m) if len(s) else np.zeros(0, bool)
+    ends = np.concatenate([e1[ok], e[held]])
+    order = np.argsort(ends, kind="stable")
+    return np.concatenate([s0[ok], s[held]])[order], ends[order]
+
+
+def _box_within(lat, lon, lo: np.ndarray, hi: np.ndarray, radius_m: float) -> np.ndarray:
+    """bool per row range [lo, hi] (lo non-decreasing): the diagonal of its bounding box is below the
+    radius (less the slack), at the largest scales over the box. (reduceat takes the overlapping ranges
+    interleaved: each even segment is one range.)"""
+    if len(lo) == 0:
+        return np.zeros(0, bool)
+    idx = np.empty(2 * len(lo), np.int64)
+    idx[0::2] = lo
+    idx[1::2] = hi + 1
     if idx[-1] >= len(lat):
         idx = idx[:-1]
     hi_lat, lo_lat = np.maximum.reduceat(lat, idx)[0::2], np.minimum.reduceat(lat, idx)[0::2]
@@ -109,20 +134,12 @@ def _windows_hold(lat, lon, cos, s: np.ndarray, e: np.ndarray, radius_m: float) 
     m_lat = scales_from_cos(cos_lat(far))[0] * _SLACK_SCALE
     m_lon = scales_from_cos(cos_lat(near))[1] * _SLACK_SCALE
     dy, dx = (hi_lat - lo_lat) * m_lat, (hi_lon - lo_lon) * m_lon
-    batch_ok = dx * dx + dy * dy <= (radius_m - _SLACK_M) ** 2
-    held = np.repeat(batch_ok, _BATCH)[:m]
-    rest = np.flatnonzero(~held)
-    # A cheap necessary condition before the exact test: the window's oldest fix is within reach of the
-    # newest. (Windows of passed batches pass it too: both ends lie in the box.)
-    rest = rest[hop_distance(lat[s[rest]], lon[s[rest]], lat[e[rest]], lon[e[rest]], cos[s[rest]], cos[e[rest]])
-                <= radius_m]
-    if len(rest):
-        held[rest] = _windows_hold_exact(lat, lon, cos, s[rest], e[rest], radius_m)
-    return held
+    return dx * dx + dy * dy <= (radius_m - _SLACK_M) ** 2
 
 
 def _windows_hold_exact(lat, lon, cos, s: np.ndarray, e: np.ndarray, radius_m: float) -> np.ndarray:
-    """:func:`_windows_hold` by exact range extrema: a sparse table over the union of the windows."""
+    """bool per window [s, e] (sorted by e, s non-decreasing): the bounding box of its fixes lies within
+    radius_m of fix e; by exact range extrema, a sparse table over the union of the windows."""
     # Work on the union of the windows only, compacted; windows are sorted by e and s is non-decreasing.
     new = np.ones(len(s), bool)
     new[1:] = s[1:] > e[:-1]

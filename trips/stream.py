@@ -199,7 +199,7 @@ def _advance(work, carry, cfg: TripConfig, force: np.ndarray):
     block_start = sig.first | sig.brk
     bstarts = np.flatnonzero(block_start)
     keys = sig.key
-    stopped = stopped_fixes(work, sig.slow, sig.cos, keys, block_start, cfg)
+    stopped = stopped_fixes(work, sig.slow, sig.cos, keys, block_start, bstarts, cfg)
     prev_stopped = np.empty(n, bool)
     prev_stopped[0] = True
     prev_stopped[1:] = stopped[:-1]
