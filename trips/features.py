@@ -128,7 +128,7 @@ def _chunk(t, out: Signals, a: int, b: int, cfg: TripConfig, any_accel: bool, la
     out.dist[a:b] = dist[s]
     out.kmh[a:b] = kmh[s]
     out.slow[a:b] = ~(spd[s] >= _F(cfg.stop_speed_kmh))
-    out.dt_moving[a:b] = np.where(kmh[s] >= _F(cfg.stop_speed_kmh), dt[s], _F(0))
+    np.multiply(dt[s], kmh[s] >= _F(cfg.stop_speed_kmh), out=out.dt_moving[a:b])   # dt >= 0, kmh not NaN
     out.wcut[a:b] = (wcut | brk)[s]
     out.pcut[a:b] = (pcut | brk)[s]
     key = out.key[a:b]

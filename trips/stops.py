@@ -68,7 +68,7 @@ def stopped_fixes(track: dict[str, np.ndarray], slow: np.ndarray, cos: np.ndarra
         _mark_union(covered, *_held_windows(track["lat"], track["lon"], cos, keys, block_start, bstarts, rows,
                                             int(round(cfg.min_stop_duration_s * 1000)), cfg.min_distance_m))
     stopped = (ign == 0) | ((ign == -1) & covered & slow)
-    return np.where(done, track["stopped"], stopped)
+    return (done & track["stopped"]) | (~done & stopped)
 
 
 #: Slack of the sufficient test in _held_windows: metres off the radius, and a relative margin on the
@@ -76,7 +76,7 @@ def stopped_fixes(track: dict[str, np.ndarray], slow: np.ndarray, cos: np.ndarra
 _SLACK_M = 1e-3
 _SLACK_SCALE = 1.0 + 1e-5
 #: Stay windows per batch of _held_windows' sufficient test.
-_BATCH = 8
+_BATCH = 16
 
 
 def _held_windows(lat, lon, cos, keys, block_start, bstarts, rows: np.ndarray, window_ms: int, radius_m: float
