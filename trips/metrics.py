@@ -82,7 +82,7 @@ def trip_runs(track: dict[str, np.ndarray], sig: Signals, hop_mask: np.ndarray, 
     ``pseudo_rows`` (sorted) are the last committed rows of devices whose trip is open in ``carry`` at
     rows ``pseudo_carry``; they contribute the carried accumulators instead of their own hop. Runs are
     contiguous rows, so every sum is one ``reduceat`` over the full column. ``wstarts``/``cls``: road-class
-    windows; ``fast``: speeding hops and their excess (from :func:`speeding`).
+    windows (:func:`road_class` of ``sig.wcut``); ``fast``: speeding hops and their excess (from :func:`speeding`).
     """
     n = len(hop_mask)
     mask = hop_mask.copy()
@@ -104,7 +104,11 @@ def trip_runs(track: dict[str, np.ndarray], sig: Signals, hop_mask: np.ndarray, 
     # and wholly at night or not.
     cuts = np.sort(np.concatenate([lo, hi, np.flatnonzero(sig.pcut)]))
     cuts = cuts[np.append(True, cuts[1:] != cuts[:-1]) & (cuts < n)]
-    run = np.searchsorted(lo, cuts, side="right") - 1
+    # Every run start and every road-class window start is a cut (wcut implies pcut), and cuts are
+    # sorted: counting them along the cuts finds each cut's run and window without a search.
+    is_lo = np.zeros(n, bool)
+    is_lo[lo] = True
+    run = np.cumsum(is_lo[cuts]) - 1
     inside = run >= 0
     inside[inside] = cuts[inside] < hi[run[inside]]
     run, piece = run[inside], np.flatnonzero(inside)
@@ -117,7 +121,7 @@ def trip_runs(track: dict[str, np.ndarray], sig: Signals, hop_mask: np.ndarray, 
         sums[:, S["moving_s"]] = np.bincount(run, moving, minlength=k)
         night = is_night(track["ts_ms"][row0], track["utc_offset_min"][row0], cfg)
         sums[:, S["night_m"]] = np.bincount(run, np.where(night, dist, 0.0), minlength=k)
-        piece_cls = cls[np.searchsorted(wstarts, row0, side="right") - 1]
+        piece_cls = cls[(np.cumsum(sig.wcut[cuts]) - 1)[piece]]
         by_class = np.bincount(run * 3 + piece_cls, dist, minlength=3 * k).reshape(k, 3)
         sums[:, [S["urban_m"], S["extra_urban_m"], S["highway_m"]]] = by_class
     sums[:, S["hops"]] = hi - lo
