@@ -171,18 +171,22 @@ def _accept(batch: Any, cfg: TripConfig, utc_offset_min) -> dict[str, np.ndarray
     t["done"] = np.zeros(n, bool)
     t["stopped"] = np.zeros(n, bool)
     ts = t["ts_ms"]
-    order = None
-    if n > 1 and not np.all((dev[1:] > dev[:-1]) | ((dev[1:] == dev[:-1]) & (ts[1:] >= ts[:-1]))):
-        order = np.lexsort((ts, dev))
-        t = take(t, order)
+    order, dup = None, None
+    # One test for the common case: (device, ts) strictly increasing, so sorted and no duplicates.
+    if n > 1 and not np.all((dev[1:] > dev[:-1]) | ((dev[1:] == dev[:-1]) & (ts[1:] > ts[:-1]))):
+        if not np.all((dev[1:] > dev[:-1]) | ((dev[1:] == dev[:-1]) & (ts[1:] >= ts[:-1]))):
+            order = np.lexsort((ts, dev))
+            t = take(t, order)
+        dev, ts = t["device"], t["ts_ms"]
+        dup = (dev[1:] == dev[:-1]) & (ts[1:] == ts[:-1])                   # the first one counts
     lat, lon = t["lat"], t["lon"]
     keep = (lat >= -90) & (lat <= 90) & (lon >= -180) & (lon <= 180)          # False for NaN too
     acc = _column(batch, "accuracy_m")
     if cfg.max_accuracy_m is not None and acc is not None:
         acc = np.asarray(acc, np.float32)
         keep &= ~((acc if order is None else acc[order]) > cfg.max_accuracy_m)
-    dev, ts = t["device"], t["ts_ms"]
-    keep[1:] &= (dev[1:] != dev[:-1]) | (ts[1:] != ts[:-1])                  # duplicates: first counts
+    if dup is not None:
+        keep[1:] &= ~dup
     if keep.all():
         return {k: np.ascontiguousarray(v) for k, v in t.items()}
     return take(t, keep)
