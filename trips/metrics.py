@@ -102,10 +102,11 @@ def trip_runs(track: dict[str, np.ndarray], sig: Signals, hop_mask: np.ndarray, 
 
     # Pieces: the runs cut wherever class or local minute may change (sig.pcut), each of one class
     # and wholly at night or not.
-    cuts = np.sort(np.concatenate([lo, hi, np.flatnonzero(sig.pcut)]))
+    # (Cuts outside the runs would only split the gaps between them, which are not summed.)
+    cuts = np.sort(np.concatenate([lo, hi, np.flatnonzero(sig.pcut & mask)]))
     cuts = cuts[np.append(True, cuts[1:] != cuts[:-1]) & (cuts < n)]
-    # Every run start and every road-class window start is a cut (wcut implies pcut), and cuts are
-    # sorted: counting them along the cuts finds each cut's run and window without a search.
+    # Every run start is a cut and cuts are sorted: counting run starts along the cuts finds each
+    # cut's run without a search.
     is_lo = np.zeros(n, bool)
     is_lo[lo] = True
     run = np.cumsum(is_lo[cuts]) - 1
@@ -114,14 +115,14 @@ def trip_runs(track: dict[str, np.ndarray], sig: Signals, hop_mask: np.ndarray, 
     run, piece = run[inside], np.flatnonzero(inside)
     sums = np.zeros((k, len(SUMS)))
     if len(cuts):
-        dist = np.add.reduceat(sig.dist, cuts, dtype=np.float64)[piece]
+        dist = np.add.reduceat(sig.dist.astype(np.float64), cuts)[piece]
         row0 = cuts[piece]
         sums[:, S["distance_m"]] = np.bincount(run, dist, minlength=k)
-        moving = np.add.reduceat(sig.dt_moving, cuts, dtype=np.float64)[piece]
+        moving = np.add.reduceat(sig.dt_moving.astype(np.float64), cuts)[piece]
         sums[:, S["moving_s"]] = np.bincount(run, moving, minlength=k)
         night = is_night(track["ts_ms"][row0], track["utc_offset_min"][row0], cfg)
         sums[:, S["night_m"]] = np.bincount(run, np.where(night, dist, 0.0), minlength=k)
-        piece_cls = cls[(np.cumsum(sig.wcut[cuts]) - 1)[piece]]
+        piece_cls = cls[np.cumsum(sig.wcut, dtype=np.int32)[row0] - 1]        # the window of each piece
         by_class = np.bincount(run * 3 + piece_cls, dist, minlength=3 * k).reshape(k, 3)
         sums[:, [S["urban_m"], S["extra_urban_m"], S["highway_m"]]] = by_class
     sums[:, S["hops"]] = hi - lo
