@@ -40,7 +40,7 @@ def compute_signals(t: dict[str, np.ndarray], cfg: TripConfig) -> Signals:
     """Signals of the track table ``t`` (columns of trips.state.TRACK_COLUMNS, sorted by device, ts)."""
     n = len(t["ts_ms"])
     out = Signals(*(np.empty(n, dt) for dt in (bool, bool, _F, _F, _F, bool, _F, bool, bool, bool, np.int64, _F)))
-    any_accel = bool(np.isfinite(t["accel_x"]).any() or np.isfinite(t["accel_y"]).any())
+    any_accel = _any_finite(t["accel_x"]) or _any_finite(t["accel_y"])
     dev, ts = t["device"], t["ts_ms"]
     if n:
         t0 = int(ts.min())
@@ -50,6 +50,12 @@ def compute_signals(t: dict[str, np.ndarray], cfg: TripConfig) -> Signals:
         for a in range(0, n, CHUNK):
             _chunk(t, out, a, min(n, a + CHUNK), cfg, any_accel, (int(dev[0]), t0, span))
     return out
+
+
+def _any_finite(col: np.ndarray) -> bool:
+    if len(col) and col.strides == (0,):          # a constant filled in for an absent column
+        return bool(np.isfinite(col[0]))
+    return bool(np.isfinite(col).any())
 
 
 def _chunk(t, out: Signals, a: int, b: int, cfg: TripConfig, any_accel: bool, lane: tuple[int, int, int]) -> None:

@@ -188,7 +188,8 @@ def _accept(batch: Any, cfg: TripConfig, utc_offset_min) -> dict[str, np.ndarray
     if dup is not None:
         keep[1:] &= ~dup
     if keep.all():
-        return {k: np.ascontiguousarray(v) for k, v in t.items()}
+        # Columns the batch lacks stay broadcast constants (stride 0): the core only reads them.
+        return {k: v if v.strides == (0,) else np.ascontiguousarray(v) for k, v in t.items()}
     return take(t, keep)
 
 
