@@ -237,9 +237,10 @@ def _advance(work, carry, cfg: TripConfig, force: np.ndarray):
 
     wstarts, cls, limit = road_class(ts, sig.kmh, sig.wcut, block_start, cfg)
     hop_rows = commit & in_trip
-    fast = speeding(sig.kmh, hop_rows, wstarts, limit, cfg)
+    window = np.cumsum(sig.wcut, dtype=np.int32) - 1          # road-class window of each row
+    fast = speeding(sig.kmh, hop_rows, window, limit, cfg)
     open_pos = np.flatnonzero(carry["trip_open"])
-    runs = trip_runs(work, sig, hop_rows, frontier[open_pos], cidx[open_pos], carry, wstarts, cls, fast, cfg)
+    runs = trip_runs(work, sig, hop_rows, frontier[open_pos], cidx[open_pos], carry, window, cls, fast, cfg)
     samples = event_samples(work, sig, commit, hop_rows, fast, cfg)
     events, ev_open = detect_events(work, sig, samples, closes, block_start, dstart, frontier, cidx, carry,
                                     runs, cfg)
