@@ -180,7 +180,10 @@ def _accept(batch: Any, cfg: TripConfig, utc_offset_min) -> dict[str, np.ndarray
         dev, ts = t["device"], t["ts_ms"]
         dup = (dev[1:] == dev[:-1]) & (ts[1:] == ts[:-1])                   # the first one counts
     lat, lon = t["lat"], t["lon"]
-    keep = (lat >= -90) & (lat <= 90) & (lon >= -180) & (lon <= 180)          # False for NaN too
+    if n and lat.min() >= -90 and lat.max() <= 90 and lon.min() >= -180 and lon.max() <= 180:
+        keep = np.ones(n, bool)                             # the usual case, tested by reductions (NaN fails)
+    else:
+        keep = (lat >= -90) & (lat <= 90) & (lon >= -180) & (lon <= 180)      # False for NaN too
     acc = _column(batch, "accuracy_m")
     if cfg.max_accuracy_m is not None and acc is not None:
         acc = np.asarray(acc, np.float32)
