@@ -14,6 +14,8 @@ import pytest
 from storage import devices
 from tests.browser import OUTPUT, browser_page, chromium_path, publish, wait_until
 from tests.helpers import PASSWORD, add_account, count_rows, login, make_settings
+from tests.test_trips_service import first_trip
+from tests.test_trips_service import publish as publish_fixes
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Debian chromium missing: apt-get install chromium "
                                                                   "(make test installs it when run as root)")
@@ -29,22 +31,24 @@ async def test_customer_sees_the_car_walks_to_it_and_verifies_a_certificate(mqtt
     db = runtime.db
     await devices.provision(db, ["car-1"], kind="car", owner="alice")
     await add_account(db, "alice")
+    await publish_fixes(mqtt_url, "car-1", first_trip(), 1)  # yesterday: ~3 km with one harsh brake
     fix_ms = (int(time.time()) - 30) * 1000
-    await publish(mqtt_url, [("vigil/v1/car/car-1/fix", {"v": 1, "seq": 1, "fixes": [
+    await publish(mqtt_url, [("vigil/v1/car/car-1/fix", {"v": 1, "seq": 10_000, "fixes": [
         {"ts": fix_ms, "lat": CAR[0], "lon": CAR[1], "speed_kmh": 0.0, "ignition": False}]})])
 
     async def stored() -> bool:
-        return await count_rows(db, "fixes") == 1
+        return await count_rows(db, "trips") == 1 and await count_rows(db, "fixes") == len(first_trip()) + 1
 
     async def graph_ready() -> bool:
         return runtime.walk_graph.status == "ready"
 
-    await wait_until(stored, 30, "the car's fix in the database")
+    await wait_until(stored, 60, "the car's trip and fixes in the database")
     await wait_until(graph_ready, 240, "the walking graph")
     async with httpx.AsyncClient(base_url=runtime.http_url) as http:  # what the page must show
         http.headers.update(await login(http, "alice"))
         expected = (await http.get("/v1/vehicles/car-1/find",
                                    params={"from_lat": CUSTOMER[0], "from_lon": CUSTOMER[1]})).json()["route"]
+        (trip,) = (await http.get("/v1/vehicles/car-1/trips")).json()["items"]
     assert expected["method"] == "osm_walking"
 
     async with browser_page(geolocation={"latitude": CUSTOMER[0], "longitude": CUSTOMER[1]},
@@ -68,6 +72,17 @@ async def test_customer_sees_the_car_walks_to_it_and_verifies_a_certificate(mqtt
                                              "along the streets.")
         assert await page.locator(".leaflet-overlay-pane canvas").count() == 1  # streets and route (canvas renderer)
         await page.screenshot(path=OUTPUT / "customer-app.png")
+
+        # the trip: its numbers and events in the list, then its line and score
+        await car.get_by_role("button", name="Trips").click()
+        listed = page.locator("#trips li").first
+        await listed.wait_for()
+        assert await page.locator("#trips li").count() == 1
+        text = await listed.inner_text()
+        assert f"{trip['distance_m'] / 1000:.1f} km, {round(trip['duration_s'] / 60)} min, score {trip['score']:.0f}" in text
+        assert "1 harsh braking" in text
+        await listed.get_by_role("button").click()
+        await page.locator("#status", has_text=f"Trip {trip['id']}: score {trip['score']:.0f}").wait_for()
 
         # fine assist at the moment of the fix (prefilled), then download the PDF and verify that file
         await page.get_by_role("button", name="Issue certificate").click()
