@@ -79,7 +79,8 @@ async def test_customer_sees_the_car_walks_to_it_and_verifies_a_certificate(mqtt
         await listed.wait_for()
         assert await page.locator("#trips li").count() == 1
         text = await listed.inner_text()
-        assert f"{trip['distance_m'] / 1000:.1f} km, {round(trip['duration_s'] / 60)} min, score {trip['score']:.0f}" in text
+        km, minutes = trip["distance_m"] / 1000, round(trip["duration_s"] / 60)
+        assert f"{km:.1f} km, {minutes} min, score {trip['score']:.0f}" in text
         assert "1 harsh braking" in text
         await listed.get_by_role("button").click()
         await page.locator("#status", has_text=f"Trip {trip['id']}: score {trip['score']:.0f}").wait_for()
@@ -118,8 +119,10 @@ async def test_customer_draws_and_edits_geofences_and_follows_a_pet_live(mqtt_ur
     await add_account(db, "alice")
     t = (int(time.time()) - 60) * 1000
     await publish(mqtt_url, [
-        ("vigil/v1/car/car-1/fix", {"v": 1, "seq": 1, "fixes": [{"ts": t, "lat": CAR[0], "lon": CAR[1], "speed_kmh": 0.0}]}),
-        ("vigil/v1/pet/pet-1/fix", {"v": 1, "seq": 1, "fixes": [{"ts": t, "lat": 60.1680, "lon": 24.9460, "accuracy_m": 8.0}]})])
+        ("vigil/v1/car/car-1/fix", {"v": 1, "seq": 1, "fixes": [
+            {"ts": t, "lat": CAR[0], "lon": CAR[1], "speed_kmh": 0.0}]}),
+        ("vigil/v1/pet/pet-1/fix", {"v": 1, "seq": 1, "fixes": [
+            {"ts": t, "lat": 60.1680, "lon": 24.9460, "accuracy_m": 8.0}]})])
 
     async def stored() -> bool:
         return await count_rows(db, "fixes") == 2

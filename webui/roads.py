@@ -68,7 +68,8 @@ def road_features(graph, bbox: tuple[float, float, float, float], paths: bool) -
             description="One MultiLineString feature per class: `main`, `street`, `path` (footways, only with "
                         "`paths=true`). `status` is the road graph's: `loading` answers no features yet.")
 async def roads(request: Request,
-                bbox: str = Query(..., description="west,south,east,north in degrees", examples=["24.93,60.16,24.96,60.175"]),
+                bbox: str = Query(..., description="west,south,east,north in degrees",
+                                  examples=["24.93,60.16,24.96,60.175"]),
                 paths: bool = Query(False, description="include footways and paths")) -> dict:
     box = _bbox(bbox)
     holder = request.app.state.walk_graph
