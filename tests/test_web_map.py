@@ -11,7 +11,7 @@ from roads import Router, bundled_pbf, load_graph
 from tests.helpers import make_app
 from webui import roads as map_roads
 
-ESPLANADI = "24.940,60.165,24.955,60.170"
+ESPLANADI = {"west": 24.940, "south": 60.165, "east": 24.955, "north": 60.170}
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +28,13 @@ def client(db, walk_graph) -> httpx.AsyncClient:
 async def test_roads_in_a_box_grouped_by_class(db, walk_graph):
     graph = walk_graph.router.graph
     async with client(db, walk_graph) as http:
-        streets = (await http.get("/v1/map/roads", params={"bbox": ESPLANADI})).json()
-        with_paths = (await http.get("/v1/map/roads", params={"bbox": ESPLANADI, "paths": "true"})).json()
+        streets = (await http.get("/v1/map/roads", params=ESPLANADI)).json()
+        with_paths = (await http.get("/v1/map/roads", params=ESPLANADI | {"paths": "true"})).json()
     assert streets["status"] == "ready" and not streets["paths_dropped"]
     assert [f["properties"]["class"] for f in streets["features"]] == ["main", "street"]
     assert [f["properties"]["class"] for f in with_paths["features"]] == ["main", "street", "path"]
     # exactly the segments with an end in the box, of a drawn class
-    west, south, east, north = (float(v) for v in ESPLANADI.split(","))
+    west, south, east, north = ESPLANADI.values()
     inside = (graph.lon >= west) & (graph.lon <= east) & (graph.lat >= south) & (graph.lat <= north)
     seg = np.flatnonzero(inside[graph.seg_u] | inside[graph.seg_v])
     groups = map_roads._GROUP_OF_CODE[graph.seg_highway[seg]]
@@ -49,14 +49,16 @@ async def test_roads_in_a_box_grouped_by_class(db, walk_graph):
         assert touches.all()
 
 
-async def test_bad_box_is_a_problem_and_a_loading_graph_answers_empty(db, walk_graph):
+async def test_bad_box_is_a_problem_an_empty_box_has_no_streets_and_a_loading_graph_answers_empty(db, walk_graph):
     async with client(db, walk_graph) as http:
-        for bad in ("1,2,3", "24.95,60.1,24.94,60.2", "a,b,c,d", "24,-91,25,60"):
-            r = await http.get("/v1/map/roads", params={"bbox": bad})
+        for bad in ({"west": 24.9}, ESPLANADI | {"south": -91}, ESPLANADI | {"east": "nan"}, ESPLANADI | {"west": "x"}):
+            r = await http.get("/v1/map/roads", params=bad)
             assert r.status_code == 422, bad
             assert r.headers["content-type"].startswith("application/problem+json")
+        inverted = await http.get("/v1/map/roads", params=ESPLANADI | {"west": 24.96})
+        assert inverted.json()["features"] == []
     async with client(db, WalkGraph("loading", "loading Helsinki.osm.pbf")) as http:
-        r = await http.get("/v1/map/roads", params={"bbox": ESPLANADI})
+        r = await http.get("/v1/map/roads", params=ESPLANADI)
     assert r.json() == {"type": "FeatureCollection", "features": [], "status": "loading",
                         "detail": "loading Helsinki.osm.pbf"}
 

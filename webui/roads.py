@@ -12,7 +12,6 @@ import numpy as np
 from fastapi import APIRouter, Query, Request
 
 from roads import HIGHWAY_CLASSES
-from vigil.errors import RejectedInput
 
 router = APIRouter(prefix="/v1/map", tags=["map"])
 
@@ -28,16 +27,6 @@ for _group, _classes in GROUPS.items():
     _GROUP_OF_CODE[[HIGHWAY_CLASSES.index(c) for c in _classes]] = _group
 #: At most this many segments per answer (a few MB of JSON); beyond it footways are left out.
 MAX_SEGMENTS = 60_000
-
-
-def _bbox(text: str) -> tuple[float, float, float, float]:
-    try:
-        west, south, east, north = (float(v) for v in text.split(","))
-    except ValueError:
-        raise RejectedInput("invalid_bbox", f"bbox must be west,south,east,north in degrees, got {text!r}") from None
-    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
-        raise RejectedInput("invalid_bbox", f"bbox must satisfy west < east and south < north, got {text!r}")
-    return west, south, east, north
 
 
 def road_features(graph, bbox: tuple[float, float, float, float], paths: bool) -> tuple[list[dict], bool]:
@@ -64,16 +53,20 @@ def road_features(graph, bbox: tuple[float, float, float, float], paths: bool) -
     return features, dropped
 
 
+def _degrees(limit: float, what: str):
+    return Query(..., ge=-limit, le=limit, allow_inf_nan=False, description=f"{what}, degrees")
+
+
 @router.get("/roads", summary="Street lines inside a bounding box, from the OSM road graph (GeoJSON)",
             description="One MultiLineString feature per class: `main`, `street`, `path` (footways, only with "
-                        "`paths=true`). `status` is the road graph's: `loading` answers no features yet.")
-async def roads(request: Request,
-                bbox: str = Query(..., description="west,south,east,north in degrees",
-                                  examples=["24.93,60.16,24.96,60.175"]),
+                        "`paths=true`). An empty box (west >= east or south >= north) has no streets. `status` is "
+                        "the road graph's: `loading` answers no features yet.")
+async def roads(request: Request, west: float = _degrees(180, "western edge"),
+                south: float = _degrees(90, "southern edge"), east: float = _degrees(180, "eastern edge"),
+                north: float = _degrees(90, "northern edge"),
                 paths: bool = Query(False, description="include footways and paths")) -> dict:
-    box = _bbox(bbox)
     holder = request.app.state.walk_graph
     if holder.status != "ready" or holder.router is None:
         return {"type": "FeatureCollection", "features": [], "status": holder.status, "detail": holder.detail}
-    features, dropped = road_features(holder.router.graph, box, paths)
+    features, dropped = road_features(holder.router.graph, (west, south, east, north), paths)
     return {"type": "FeatureCollection", "features": features, "status": "ready", "paths_dropped": dropped}

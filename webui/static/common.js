@@ -125,8 +125,11 @@ export function streetMap(element, { center = HELSINKI, zoom = 15 } = {}) {
   let pending = null;
   async function load() {
     const b = map.getBounds().pad(0.3);
-    const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(5)).join(",");
-    const r = await fetch(`/v1/map/roads?bbox=${bbox}&paths=${map.getZoom() >= 16}`);
+    const clamp = (v, limit) => Math.max(-limit, Math.min(limit, v)).toFixed(5);
+    const box = new URLSearchParams({ west: clamp(b.getWest(), 180), south: clamp(b.getSouth(), 90),
+                                      east: clamp(b.getEast(), 180), north: clamp(b.getNorth(), 90),
+                                      paths: map.getZoom() >= 16 });
+    const r = await fetch(`/v1/map/roads?${box}`);
     if (!r.ok) return;
     const data = await r.json();
     roads.clearLayers();
