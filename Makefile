@@ -39,7 +39,11 @@ clean:
 # the API serves them from web/node_modules, nothing is fetched at run time.
 WEB_STAMP := web/node_modules/.installed-$(shell cksum web/package-lock.json | cut -d' ' -f1)
 $(WEB_STAMP): web/package-lock.json
-	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: sudo apt-get install npm"; exit 1; }
+	@if command -v npm >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing npm with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; \
+	else echo "npm is missing: sudo apt-get install npm"; exit 1; fi
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	rm -f web/node_modules/.installed-* && touch $@
 
