@@ -1,6 +1,6 @@
 // The customer app: cars with the age of their last fix, Find-Vehicle walking route, trips, certificates,
 // car geofences (polygon and circle editor), pets with fences and live track, home kits and alarms.
-import { Api, L, age, el, say, streetMap, when } from "/static/ui/common.js";
+import { Api, L, age, el, say, session, streetMap, when } from "/static/ui/common.js";
 import { FenceEditor } from "/static/ui/fences.js";
 
 const api = new Api("vigil.customer");
@@ -26,16 +26,7 @@ map.on("click", (e) => {
 });
 
 // --- login -------------------------------------------------------------------------------------------
-$("login").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const form = new FormData(e.target);
-  try {
-    await api.login(form.get("username"), form.get("password"));
-    e.target.reset();
-    await start();
-  } catch (err) { fail(err); }
-});
-$("logout").addEventListener("click", () => { api.logout(); location.reload(); });
+session(api, start, fail);
 
 async function start() {
   account = await api.get("/v1/account");
@@ -289,4 +280,3 @@ async function itWasMe(base, id) {
   } catch (err) { fail(err); }
 }
 
-if (api.loggedIn) start().catch((err) => { api.logout(); fail(err); });

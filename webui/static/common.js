@@ -111,6 +111,22 @@ export class Api {
   }
 }
 
+// The page's #login form and #logout button; ``start`` runs after a login, or at once when this tab is
+// already logged in (the tokens live in sessionStorage).
+export function session(api, start, fail) {
+  document.getElementById("login").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const form = new FormData(e.target);
+    try {
+      await api.login(form.get("username"), form.get("password"));
+      e.target.reset();
+      await start();
+    } catch (err) { fail(err); }
+  });
+  document.getElementById("logout").addEventListener("click", () => { api.logout(); location.reload(); });
+  if (api.loggedIn) start().catch((err) => { api.logout(); fail(err); });
+}
+
 const ROAD_STYLE = {
   main: { color: "#b07d19", weight: 3.5 },
   street: { color: "#7a7a7a", weight: 1.6 },

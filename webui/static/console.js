@@ -1,7 +1,7 @@
 // The assistance-centre console: the live alarm queue (refetched on every event of the SSE stream),
 // ages and escalation timers counting each second, claim / acknowledge / note / resolve, and the
 // device's last position on the street map.
-import { Api, L, age, el, say, streetMap, when } from "/static/ui/common.js";
+import { Api, L, age, el, say, session, streetMap, when } from "/static/ui/common.js";
 
 const api = new Api("vigil.operator");
 const $ = (id) => document.getElementById(id);
@@ -15,16 +15,7 @@ let refetch = null;
 
 function fail(err) { say(status, err.message, "error"); }
 
-$("login").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const form = new FormData(e.target);
-  try {
-    await api.login(form.get("username"), form.get("password"));
-    e.target.reset();
-    await start();
-  } catch (err) { fail(err); }
-});
-$("logout").addEventListener("click", () => { api.logout(); location.reload(); });
+session(api, start, fail);
 
 async function start() {
   account = await api.get("/v1/account");
@@ -142,4 +133,3 @@ $("resolve").addEventListener("click", () => {
   act("resolve", { outcome: $("outcome").value, note });
 });
 
-if (api.loggedIn) start().catch((err) => { api.logout(); fail(err); });
