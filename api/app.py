@@ -9,7 +9,9 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
-from api import problems, trips, vehicles
+from alarms import operations as alarm_operations
+from alarms.feed import AlarmFeed
+from api import alarms, alarms_customer, problems, trips, vehicles
 from api.schemas import Health
 from storage import deadletters
 from storage.db import Database
@@ -34,6 +36,9 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
     problems.install(app)
     app.include_router(vehicles.router)
     app.include_router(trips.router)
+    app.state.alarm_feed = AlarmFeed(db)
+    app.include_router(alarms.router)
+    app.include_router(alarms_customer.router)
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness, storage mode, rejects")
     async def healthz(request: Request) -> Health:
@@ -52,6 +57,6 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], summary="Prometheus counters")
     async def prometheus() -> str:
-        return metrics.render()
+        return metrics.render() + await alarm_operations.metrics_text(db=db)
 
     return app

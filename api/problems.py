@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from vigil.errors import NotFound, StorageError
+from vigil.errors import Conflict, NotFound, RejectedInput, StorageError
 
 TYPE_BASE = "https://vigil.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -22,6 +22,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound):
         return problem(404, "not-found", f"{exc.kind} not found", str(exc))
+
+    @app.exception_handler(Conflict)
+    async def conflict(request: Request, exc: Conflict):
+        return problem(409, "conflict", "conflicts with the current state", exc.detail, reason=exc.reason)
+
+    @app.exception_handler(RejectedInput)
+    async def rejected(request: Request, exc: RejectedInput):
+        return problem(422, "rejected", "request is invalid", exc.detail, reason=exc.reason)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):

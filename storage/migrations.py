@@ -42,6 +42,7 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (5, "trips, trip events, processor state", _sql("0005_trips.sql")),
     (6, "device time zone", _sql("0006_device_timezone.sql")),
     (7, "notification outbox", _sql("0007_notifications.sql")),
+    (9, "alarms, audit, escalation steps", _sql("0009_alarms.sql")),
 )
 
 

@@ -35,3 +35,12 @@ class RejectedInput(VigilError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class Conflict(VigilError):
+    """The request clashes with the resource's current state (e.g. an alarm claimed by someone else)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail

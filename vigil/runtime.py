@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import uvicorn
 
+from alarms.service import AlarmService
 from api.app import create_app
 from bus import open_bus
 from bus.base import EVENTS, FIXES, Bus
@@ -43,7 +44,7 @@ class _ApiServer(uvicorn.Server):
 
 
 #: The parts a runtime can run. The broker and database are started only when not configured.
-PARTS = frozenset({"gateway", "writer", "trips", "api"})
+PARTS = frozenset({"gateway", "writer", "trips", "api", "alarms"})
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     broker: EmbeddedBroker | None = None
     trip_processor: TripProcessor | None = None
+    alarm_service: AlarmService | None = None
     teltonika_port: int | None = None
     mqtt_credentials: tuple[str, str] | None = None
     startup_s: float = 0.0
@@ -113,6 +115,12 @@ class Runtime:
             self._spawn(self.trip_processor.run(), "trip-processor")
             await self._until(self.trip_processor.ready, self._tasks[-1], "trip processor")
             self.descriptions.append("trips         segmenting trips, scoring driving style")
+        if "alarms" in self.parts:
+            self.alarm_service = AlarmService(db=self.db, bus=self.bus, metrics=self.metrics, config=s.alarm_config())
+            self.bus.subscribe(EVENTS, "alarms")
+            self._spawn(self.alarm_service.run(), "alarm-service")
+            await self._until(self.alarm_service.ready, self._tasks[-1], "alarm service")
+            self.descriptions.append("alarms        escalation chains, supervision, assistance-centre queue")
         if "gateway" in self.parts:
             user, password = self.mqtt_credentials or (s.mqtt_username, s.mqtt_password)
             self.gateway = Gateway(settings=s, mqtt_url=self.mqtt_url, db=self.db, bus=self.bus, metrics=self.metrics,
@@ -185,6 +193,7 @@ class Runtime:
 
     async def _start_api(self, s: Settings) -> None:
         app = create_app(db=self.db, metrics=self.metrics)
+        self._stack.push_async_callback(app.state.alarm_feed.close)
         config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", lifespan="off")
         self._api = _ApiServer(config)
         self._spawn(self._api.serve(), "api")
