@@ -116,7 +116,8 @@ class Runtime:
             await self._until(self.trip_processor.ready, self._tasks[-1], "trip processor")
             self.descriptions.append("trips         segmenting trips, scoring driving style")
         if "alarms" in self.parts:
-            self.alarm_service = AlarmService(db=self.db, bus=self.bus, metrics=self.metrics, config=s.alarm_config())
+            self.alarm_service = AlarmService(db=self.db, bus=self.bus, metrics=self.metrics, config=s.alarm_config(),
+                                              supervise_s=float(s.alarm_supervision_every_s))
             self.bus.subscribe(EVENTS, "alarms")
             self._spawn(self.alarm_service.run(), "alarm-service")
             await self._until(self.alarm_service.ready, self._tasks[-1], "alarm service")

@@ -70,6 +70,8 @@ class Settings:
     alarm_offline_home_s: int = 900
     alarm_offline_pet_s: int = 3600
     alarm_offline_car_s: int = 172_800
+    # How often the supervision scan looks for silent devices and low batteries.
+    alarm_supervision_every_s: int = 10
 
     def alarm_config(self):
         """The alarm behaviour these settings describe."""
