@@ -86,3 +86,20 @@ async def test_the_stream_resumes_from_last_event_id_without_gaps(mqtt_url, data
     async with StreamReader(runtime.http_url) as fresh:
         await asyncio.sleep(0.5)
         assert fresh.events == []
+
+
+async def test_events_the_bus_never_brought_are_swept_from_storage(mqtt_url, database_url, runtime_factory):
+    """The alarm service in another process than the gateway (in-process bus: it sees no batch) still
+    applies every stored event once, from the catch-up sweep of device_events."""
+    gateway = await runtime_factory(make_settings(mqtt_url, database_url), parts=frozenset({"gateway"}))
+    alarms = await runtime_factory(make_settings(mqtt_url, database_url), parts=frozenset({"alarms"}))
+    await devices.provision(gateway.db, ["kit-sweep"], kind="home", owner="cust-1")
+    t = (int(time.time()) - 5) * 1000
+    events = [home_event("kit-sweep", 1, t, "armed", "a-1"), home_event("kit-sweep", 2, t + 1, "motion", "m-1"),
+              home_event("kit-sweep", 3, t + 2, "water_leak", "w-1")]
+    await publish(mqtt_url, events + events)
+    rows = await wait_for(alarms.db, "SELECT type, count FROM alarms ORDER BY type", lambda r: len(r) == 2)
+    await asyncio.sleep(2.5)
+    assert await fetch(alarms.db, "SELECT type, count FROM alarms ORDER BY type") == rows == [
+        ("intrusion", 1), ("water_leak", 1)]
+    assert alarms.metrics.get("vigil_alarm_events_total", "sweep") == 3
