@@ -53,7 +53,8 @@ def _bench_ingest():
 
 async def measure_capacity(broker, admin_url, postmaster) -> dict:
     bi = _bench_ingest()
-    args = SimpleNamespace(devices=500, fixes_per_device=60, publishers=1, stall_s=15.0)
+    # Long enough (300k fixes) for the trip processor's steady cost to count, not just a burst into storage.
+    args = SimpleNamespace(devices=1000, fixes_per_device=300, publishers=1, stall_s=15.0)
     out = await bi.end_to_end(args, broker, admin_url, postmaster, "raw", "batched", harness.Profiler(None))
     return {"fixes_per_s": out["fixes_per_s"], "complete": out["complete"], "lost": out["lost"]}
 
@@ -149,6 +150,17 @@ def _stats(ms: np.ndarray) -> dict:
             "max_ms": round(float(ms.max()), 1)}
 
 
+async def _from_probe(conn, proc) -> tuple:
+    while not conn.poll():
+        if not proc.is_alive():
+            raise RuntimeError(f"probe exited with {proc.exitcode}")
+        await asyncio.sleep(0.05)
+    message = conn.recv()
+    if message[0] == "error":
+        raise RuntimeError(f"probe failed: {message[1]}")
+    return message
+
+
 async def run(args) -> dict:
     from storage import devices
     from vigil.runtime import Runtime
@@ -184,6 +196,8 @@ async def run(args) -> dict:
                     broker.url, cars, fixes_per_device, target / FIXES_PER_MESSAGE, ready, go))
                 load.start()
                 while not ready.wait(0.01):
+                    if not load.is_alive():
+                        raise RuntimeError(f"load publisher exited with {load.exitcode} before it was ready")
                     await asyncio.sleep(0.05)
                 parent, child = ctx.Pipe()
                 probe = ctx.Process(target=_probe_main, daemon=True, args=(
@@ -192,17 +206,8 @@ async def run(args) -> dict:
                 stored0, t_load = runtime.metrics.get("vigil_storage_fixes_total"), time.monotonic()
                 await asyncio.sleep(3.0)  # the load reaches its pace before the first alarm
                 probe.start()
-                while not parent.poll():
-                    await asyncio.sleep(0.05)
-                message = parent.recv()
-                if message[0] == "error":
-                    raise RuntimeError(f"probe failed: {message[1]}")
-                while not parent.poll():
-                    await asyncio.sleep(0.05)
-                message = parent.recv()
-                if message[0] == "error":
-                    raise RuntimeError(f"probe failed: {message[1]}")
-                probe_out = message[1]
+                await _from_probe(parent, probe)  # ready: stream and subscriber connected
+                probe_out = (await _from_probe(parent, probe))[1]
                 stored = runtime.metrics.get("vigil_storage_fixes_total") - stored0
                 result["load_achieved_fixes_per_s"] = round(stored / (time.monotonic() - t_load))
                 async with runtime.db.connection() as conn:

@@ -32,6 +32,9 @@ from vigil.settings import Settings, parse_mqtt_url
 
 log = logging.getLogger(__name__)
 
+#: Topic endings of streams that may carry an alarm: a batch holding one closes without waiting to fill.
+URGENT_STREAMS = ("/event", "/sos")
+
 #: Batches whose durability is awaited at once; more would only grow memory, fewer would idle.
 MAX_UNACKED_BATCHES = 8
 
@@ -165,7 +168,8 @@ class Gateway:
             self.metrics.gauge("vigil_ingest_unacked_batches", self._awaiting)
 
     async def _next_batch(self) -> list[stage.RawMessage]:
-        """Messages for one batch: at least one, until ``batch_max_messages`` or the delay runs out."""
+        """Messages for one batch: at least one, until ``batch_max_messages`` or the delay runs out, or at
+        once when an alarm-bearing message (home-kit event, pet SOS) is in it: alarms do not wait for fill."""
         while not self._inbox:
             self._wake.clear()
             await self._wake.wait()
@@ -173,11 +177,14 @@ class Gateway:
         deadline = loop.time() + self.settings.batch_max_delay_ms / 1000
         limit = self.settings.batch_max_messages
         messages: list[stage.RawMessage] = []
+        urgent = False
         while True:
             while self._inbox and len(messages) < limit:
-                messages.append(self._inbox.popleft())
+                message = self._inbox.popleft()
+                urgent = urgent or message.topic.endswith(URGENT_STREAMS)
+                messages.append(message)
             remaining = deadline - loop.time()
-            if len(messages) >= limit or remaining <= 0:
+            if len(messages) >= limit or remaining <= 0 or urgent:
                 return messages
             self._wake.clear()
             try:
