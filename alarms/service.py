@@ -32,6 +32,8 @@ GROUP = "alarms"
 #: Stored events are swept from this long before the last sweep: a batch stamped on arrival may commit
 #: a little later than a sweep that started after its arrival.
 SWEEP_MARGIN = dt.timedelta(minutes=5)
+#: Last contact is refreshed from the events stored since the previous sweep, minus this.
+LIVENESS_MARGIN = dt.timedelta(seconds=30)
 #: On a first start, events stored this long ago are still swept.
 FIRST_SWEEP = dt.timedelta(hours=1)
 _RELEVANT_CODES = np.array(sorted(EVENT_CODE[t] for t in RELEVANT if t in EVENT_CODE), dtype=np.uint8)
@@ -114,6 +116,7 @@ class AlarmService:
                                      " ON name = 'events'")
             until, db_now = await cur.fetchone()
             since = (until - SWEEP_MARGIN) if until is not None else db_now - FIRST_SWEEP
+            heard_since = (until - LIVENESS_MARGIN) if until is not None else since
             await conn.execute(
                 "INSERT INTO alarm_liveness (device_id, last_seen_at, battery_pct)"
                 " SELECT device_id, max(received_at), (array_agg(value ORDER BY ts DESC)"
@@ -121,7 +124,7 @@ class AlarmService:
                 " FROM device_events WHERE received_at >= %s GROUP BY device_id"
                 " ON CONFLICT (device_id) DO UPDATE SET"
                 " last_seen_at = greatest(alarm_liveness.last_seen_at, excluded.last_seen_at),"
-                " battery_pct = coalesce(excluded.battery_pct, alarm_liveness.battery_pct)", (since,))
+                " battery_pct = coalesce(excluded.battery_pct, alarm_liveness.battery_pct)", (heard_since,))
             cur = await conn.execute(
                 "SELECT e.device_id, (extract(epoch FROM e.ts) * 1000)::bigint, e.type, e.event_id, e.sensor,"
                 " e.value, e.lat, e.lon FROM device_events e WHERE e.received_at >= %s AND e.type = ANY(%s)"

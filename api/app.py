@@ -57,6 +57,10 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], summary="Prometheus counters")
     async def prometheus() -> str:
-        return metrics.render() + await alarm_operations.metrics_text(db=db)
+        try:
+            alarm_lines = await alarm_operations.metrics_text(db=db)
+        except psycopg.Error:  # the process counters still render while the database is away
+            alarm_lines = ""
+        return metrics.render() + alarm_lines
 
     return app

@@ -161,13 +161,20 @@ async def _from_probe(conn, proc) -> tuple:
     return message
 
 
+def _dump_tasks() -> None:
+    """SIGUSR1: print where every task waits (a run that seems stuck)."""
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=6, file=sys.stderr)
+
+
 async def run(args) -> dict:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
     from storage import devices
     from vigil.runtime import Runtime
     from vigil.settings import Settings
 
     result: dict = {"alarms": args.alarms, "duration_s": args.duration_s, "load_share": args.load_share,
-                    "cpus": os.cpu_count()}
+                    "cpus": os.cpu_count(), "parts": args.parts}
     with harness.mosquitto(20_000, 10_000_000) as broker, harness.postgres() as (admin_url, postmaster):
         capacity = args.capacity
         if capacity is None:
@@ -180,7 +187,7 @@ async def run(args) -> dict:
         with scratch_database(admin_url) as db_url:
             runtime = Runtime(Settings(mqtt_url=broker.url, database_url=db_url, http_port=free_port(),
                                        data_dir=data_dir, mqtt_client_id=f"vigil-bench-{uuid.uuid4().hex[:8]}",
-                                       log_level="WARNING"))
+                                       log_level="WARNING"), parts=frozenset(args.parts.split(",")))
             ctx = mp.get_context("spawn")
             load = probe = None
             try:
@@ -244,6 +251,8 @@ def parse_args(argv=None):
     p.add_argument("--capacity", type=float, default=None, help="ingest capacity, fixes/s (default: measure it)")
     p.add_argument("--load-share", type=float, default=0.5, help="background load as a share of the capacity")
     p.add_argument("--seed", type=int, default=6)
+    p.add_argument("--parts", default="gateway,writer,trips,alarms,api",
+                   help="runtime parts under test (diagnosis: leave out trips to see its share of the latency)")
     p.add_argument("--quick", action="store_true", help="200 alarms over 15 s")
     args = p.parse_args(argv)
     if args.quick:
