@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import psycopg
+import pytest
 
 from alarms import operations
 from alarms.model import AlarmConfig
@@ -124,3 +126,12 @@ async def test_clearing_stops_the_chain_and_old_events_never_escalate(db):
     assert await svc.handle(events(kit.id, ["water_leak", "power_loss"], ["w-old", "p-1"])) == []
     counts = await fetch(db, "SELECT type, count FROM alarms ORDER BY id")
     assert counts == [("power_loss", 1), ("water_leak", 1)]
+
+
+async def test_the_audit_trail_is_append_only(db):
+    (kit,) = await devices.provision(db, ["kit-audit"], kind="home", owner="cust-1")
+    await service(db, Clock(T0)).handle(events(kit.id, ["tamper"], ["t-1"]))
+    with pytest.raises(psycopg.errors.RaiseException):
+        async with db.connection() as conn:
+            await conn.execute("UPDATE alarm_audit SET actor = 'someone else'")
+    assert await fetch(db, "SELECT DISTINCT actor FROM alarm_audit ORDER BY 1") == [("device",), ("system",)]

@@ -46,6 +46,13 @@ CREATE TABLE alarm_audit (
     alarm     jsonb NOT NULL
 );
 CREATE INDEX alarm_audit_alarm ON alarm_audit (alarm_id, id);
+-- Append-only: an audit row is never rewritten (rows go only with their alarm's device).
+CREATE FUNCTION alarm_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'alarm_audit is append-only';
+END $$;
+CREATE TRIGGER alarm_audit_no_update BEFORE UPDATE ON alarm_audit
+    FOR EACH ROW EXECUTE FUNCTION alarm_audit_append_only();
 
 -- An escalation step runs once: its row is inserted in the transaction that enqueues its notices.
 CREATE TABLE alarm_steps (
