@@ -28,6 +28,16 @@ OWNERS = {"kit-1": "cust-home", "pet-1": "cust-pet", "car-1": "cust-car"}
 
 async def test_each_alarm_type_end_to_end(mqtt_url, database_url, runtime_factory):
     runtime = await runtime_factory(make_settings(mqtt_url, database_url))
+    await each_alarm_type(runtime, mqtt_url)
+
+
+async def test_each_alarm_type_on_the_kafka_bus(mqtt_url, database_url, kafka_bootstrap, runtime_factory):
+    """The alarms consumer group on Kafka: the same outcomes."""
+    runtime = await runtime_factory(make_settings(mqtt_url, database_url, kafka=kafka_bootstrap))
+    await each_alarm_type(runtime, mqtt_url)
+
+
+async def each_alarm_type(runtime, mqtt_url: str) -> None:
     db = runtime.db
     for device_id, kind in (("kit-1", "home"), ("pet-1", "pet"), ("car-1", "car")):
         await devices.provision(db, [device_id], kind=kind, owner=OWNERS[device_id])
@@ -109,5 +119,7 @@ async def test_each_alarm_type_end_to_end(mqtt_url, database_url, runtime_factor
             assert 'vigil_alarms{state="active_unack"} 7' in metrics
             assert "vigil_alarm_time_to_ack_seconds_count 1" in metrics
 
+        # Device events came on the bus (the sweep is only the safety net).
+        assert runtime.metrics.get("vigil_alarm_events_total", "bus") >= 10
         kinds = await stream.wait_for(lambda ev: any(e["kind"] == "resolved" for _, e in ev))
         assert [e["kind"] for _, e in kinds if e["alarm"]["id"] == water][-1] == "resolved"
