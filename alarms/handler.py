@@ -12,7 +12,7 @@ import psycopg
 from alarms import store
 from alarms.model import RELEVANT, RESTORES, TRIGGERS, Alarm, AlarmConfig, Change, DeviceEvent
 from alarms.notices import stage_notices
-from alarms.transition import apply_events, escalate
+from alarms.transition import apply_events, due_stages, escalate
 from notify import enqueue_on
 from storage.db import Database
 from vigil.errors import StorageError
@@ -47,29 +47,50 @@ async def apply_device_events(db: Database, events: list[DeviceEvent], config: A
     if not events:
         return []
     try:
-        async with db.connection() as conn, conn.transaction():
+        # Pipeline mode: statements whose result is not read go out together with the next read (or the
+        # commit), so the transaction costs a handful of round trips, not one per statement.
+        async with db.connection() as conn, conn.pipeline(), conn.transaction():
             await store.lock(conn)
             fresh = await store.new_inputs(conn, list({(e.device, e.event_id) for e in events if e.event_id}))
             events = [e for e in events if e.event_id is None or (e.device, e.event_id) in fresh]
             if not events:
                 return []
             keys = [(e.device, TRIGGERS.get(e.type) or RESTORES.get(e.type)) for e in events]
-            opened = await store.load_open(conn, [k for k in keys if k[1] is not None])
-            arming = await store.load_arming(conn, [e.device for e in events])
+            opened, arming, devices = await store.load_context(
+                conn, [k for k in keys if k[1] is not None], [e.device for e in events])
             result = apply_events(opened, arming, events, config, now)
             await store.save_arming(conn, {d: s for d, s in result.arming.items() if arming.get(d) != s})
-            devices = await store.devices_of(conn, [k[0] for k in result.alarms])
             changed = []
             for key, alarm in result.alarms.items():
-                alarm = await store.save(conn, alarm)
-                alarm, more = await run_chain(conn, alarm, config, now, devices.get(alarm.device))
-                if more:
+                changes = list(result.changes.get(key, []))
+                if alarm.id is None:
+                    alarm = await _insert_and_notify(conn, alarm, changes, devices[alarm.device], config, now)
+                else:
                     await store.save(conn, alarm)
-                await store.audit(conn, alarm.id, [*result.changes.get(key, []), *more], now)
+                    alarm, more = await run_chain(conn, alarm, config, now, devices.get(alarm.device))
+                    if more:
+                        await store.save(conn, alarm)
+                    await store.audit(conn, alarm.id, [*changes, *more], now)
                 changed.append(alarm.id)
             return changed
     except psycopg.Error as exc:
         raise StorageError(f"applying device events to alarms: {exc}") from exc
+
+
+async def _insert_and_notify(conn: psycopg.AsyncConnection, alarm: Alarm, changes: list[Change], device,
+                             config: AlarmConfig, now: dt.datetime) -> Alarm:
+    """A new alarm with the stages due now (the raise), its notices and audit rows: the insert gives the
+    id; the rest rides the pipeline to the commit. Alarms are latency-critical."""
+    alarm, stages = due_stages(alarm, config.chain(alarm.type), now)
+    alarm = await store.save(conn, alarm)
+    await store.record_steps(conn, alarm.id, [step for step, _ in stages], now)
+    for step, stage in stages:
+        notices = stage_notices(alarm, stage, step, device, config)
+        await enqueue_on(conn, notices, now=now, max_age=dt.timedelta(seconds=config.old_event_s))
+        changes.append(Change("notified" if step == 0 else "escalated", "system", {
+            "step": step, "severity": alarm.severity, "channels": sorted({n.channel for n in notices})}))
+    await store.audit(conn, alarm.id, changes, now)
+    return alarm
 
 
 async def escalate_due(db: Database, config: AlarmConfig, now: dt.datetime, limit: int = 100) -> int:

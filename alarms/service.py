@@ -29,6 +29,8 @@ from vigil.retry import retry_forever
 log = logging.getLogger(__name__)
 
 GROUP = "alarms"
+#: The device topics that can carry an alarm; the runtime's alarm lane reads only these.
+ALARM_TOPICS = ("vigil/v1/home/+/event", "vigil/v1/pet/+/sos")
 #: Stored events are swept from this long before the last sweep: a batch stamped on arrival may commit
 #: a little later than a sweep that started after its arrival.
 SWEEP_MARGIN = dt.timedelta(minutes=5)

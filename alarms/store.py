@@ -41,18 +41,6 @@ def _alarm(row) -> Alarm:
     return Alarm(id=row[0], device=row[1], **dict(zip(_FIELDS, row[2:])))
 
 
-async def load_open(conn: psycopg.AsyncConnection, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], Alarm]:
-    """The open (unresolved) alarms of these (device code, type) pairs, locked for update."""
-    keys = list(set(keys))
-    if not keys:
-        return {}
-    cur = await conn.execute(
-        _SELECT + " JOIN unnest(%s::bigint[], %s::text[]) AS k(dev, typ) ON a.device_id = k.dev AND a.type = k.typ"
-        " WHERE a.resolved_at IS NULL FOR UPDATE OF a",
-        ([k[0] for k in keys], [k[1] for k in keys]))
-    return {(a.device, a.type): a for a in map(_alarm, await cur.fetchall())}
-
-
 async def load(conn: psycopg.AsyncConnection, alarm_id: int, *, owner: str | None = None) -> Alarm:
     """One alarm, locked; :class:`NotFound` if absent or (``owner`` given) not that customer's."""
     cur = await conn.execute(
@@ -91,12 +79,34 @@ async def audit(conn: psycopg.AsyncConnection, alarm_id: int, changes: Iterable[
     return n
 
 
+async def load_context(conn: psycopg.AsyncConnection, keys: list[tuple[int, str]], codes: list[int]):
+    """(open alarms of ``keys`` locked, arming of ``codes``, device info of ``codes``) in one round trip."""
+    keys, codes = list(set(keys)), list(set(codes))
+    async with conn.pipeline():
+        opened = await conn.execute(
+            _SELECT + " JOIN unnest(%s::bigint[], %s::text[]) AS k(dev, typ) ON a.device_id = k.dev"
+            " AND a.type = k.typ WHERE a.resolved_at IS NULL FOR UPDATE OF a",
+            ([k[0] for k in keys], [k[1] for k in keys]))
+        arming = await conn.execute("SELECT device_id, armed, changed_ts FROM alarm_arming WHERE device_id = ANY(%s)",
+                                    (codes,))
+        info = await conn.execute("SELECT id, device_id, kind, owner FROM devices WHERE id = ANY(%s)", (codes,))
+    return ({(a.device, a.type): a for a in map(_alarm, await opened.fetchall())},
+            {r[0]: (r[1], r[2]) for r in await arming.fetchall()},
+            {r[0]: (r[1], r[2], r[3]) for r in await info.fetchall()})
+
+
+async def record_steps(conn: psycopg.AsyncConnection, alarm_id: int, steps: list[int], now: dt.datetime) -> None:
+    """Record the steps of a new alarm's chain run now (its id is new: they cannot have run before)."""
+    await conn.execute("INSERT INTO alarm_steps (alarm_id, step, executed_at) SELECT %s, s, %s FROM unnest(%s::int[]) s",
+                       (alarm_id, now, steps))
+
+
 async def claim_step(conn: psycopg.AsyncConnection, alarm_id: int, step: int, now: dt.datetime) -> bool:
     """Record that ``step`` of the alarm's chain runs now; False if it already ran (never run twice)."""
     cur = await conn.execute(
-        "INSERT INTO alarm_steps (alarm_id, step, executed_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-        (alarm_id, step, now))
-    return cur.rowcount == 1
+        "INSERT INTO alarm_steps (alarm_id, step, executed_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+        " RETURNING step", (alarm_id, step, now))
+    return await cur.fetchone() is not None  # a read, not rowcount: exact in pipeline mode too
 
 
 async def devices_of(conn: psycopg.AsyncConnection, codes: Iterable[int]) -> dict[int, tuple[str, str, str | None]]:
@@ -114,12 +124,6 @@ async def new_inputs(conn: psycopg.AsyncConnection, keys: list[tuple[int, str]])
         " ON CONFLICT DO NOTHING RETURNING device_id, event_id",
         ([k[0] for k in keys], [k[1] for k in keys]))
     return {(r[0], r[1]) for r in await cur.fetchall()}
-
-
-async def load_arming(conn: psycopg.AsyncConnection, codes: Iterable[int]) -> dict[int, tuple[bool, dt.datetime]]:
-    cur = await conn.execute("SELECT device_id, armed, changed_ts FROM alarm_arming WHERE device_id = ANY(%s)",
-                             (list(set(codes)),))
-    return {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
 
 
 async def save_arming(conn: psycopg.AsyncConnection, arming: dict[int, tuple[bool, dt.datetime]]) -> None:

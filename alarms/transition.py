@@ -71,6 +71,16 @@ def escalate(alarm: Alarm, chain: tuple[Stage, ...], now: dt.datetime) -> tuple[
     return replace(alarm, severity=severity, escalation_level=step, next_step=nxt, next_step_at=next_at), stage, step
 
 
+def due_stages(alarm: Alarm, chain: tuple[Stage, ...], now: dt.datetime) -> tuple[Alarm, list[tuple[int, Stage]]]:
+    """Every stage due at ``now``, in order (several when the service was down past them)."""
+    stages = []
+    while True:
+        alarm, stage, step = escalate(alarm, chain, now)
+        if stage is None:
+            return alarm, stages
+        stages.append((step, stage))
+
+
 def _open(alarm: Alarm) -> None:
     if alarm.resolved_at is not None:
         raise Conflict("alarm_resolved", f"alarm {alarm.id} is already resolved")

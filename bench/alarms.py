@@ -8,7 +8,8 @@ events (one per home kit) at uniformly random instants over ``--duration-s`` and
 
 - stream: publish → the ``raised`` event on ``GET /v1/operator/alarms/stream`` (SSE), the headline;
 - peer, MQTT: publish → receipt by a plain subscriber of the same topic (the broker's own floor);
-- peer, DB row: publish → ``alarms.raised_at`` (the alarm transaction's clock; commit comes just after).
+- peer, DB row: publish → ``alarms.raised_at`` (the alarm transaction's clock; commit comes just after);
+- and, to see where the time goes, publish → the gateway's receipt stamp (``device_events.received_at``).
 
 Target (issue 6): stream p99 ≤ 100 ms, 100 % delivered. Last line: ``RESULT {json}``.
 """
@@ -221,6 +222,9 @@ async def run(args) -> dict:
                     cur = await conn.execute("SELECT event_id, extract(epoch FROM raised_at) FROM alarms"
                                              " WHERE event_id LIKE 'bench-%%'")
                     rows = {r[0]: float(r[1]) for r in await cur.fetchall()}
+                    cur = await conn.execute("SELECT event_id, extract(epoch FROM received_at) FROM device_events"
+                                             " WHERE event_id LIKE 'bench-%%'")
+                    arrived = {r[0]: float(r[1]) for r in await cur.fetchall()}
             finally:
                 if probe is not None and probe.is_alive():
                     probe.terminate()
@@ -234,6 +238,8 @@ async def run(args) -> dict:
     result.update({
         "sent": len(published), "delivered": len(stream), **_stats(stream),
         "peer_db_row": {"rows": len(rows), **_stats(_latencies_ms(published, rows))},
+        # Where the time goes: publish → the gateway's receipt stamp (broker + gateway inbox).
+        "gateway_receipt": _stats(_latencies_ms(published, arrived)),
         "peer_mqtt_receipt": {"received": len(probe_out["received"]),
                               **_stats(_latencies_ms(published, probe_out["received"]))},
         "target": {"p99_ms": 100, "delivered_share": 1.0},

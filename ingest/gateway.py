@@ -42,8 +42,13 @@ MAX_UNACKED_BATCHES = 8
 class Gateway:
     def __init__(
         self, *, settings: Settings, mqtt_url: str, db: Database, bus: Bus, metrics: Metrics, clock=time.time,
-        username: str | None = None, password: str | None = None,
+        username: str | None = None, password: str | None = None, topics: tuple[str, ...] | None = None,
+        store_rejects: bool = True,
     ) -> None:
+        # ``topics`` (default: every device topic) and ``store_rejects`` let a second gateway serve as the
+        # alarm lane: it reads only alarm-bearing topics, which the main gateway also reads and rejects.
+        self._topics = topics
+        self._store_rejects = store_rejects
         self._username = username
         self._password = password
         self.settings = settings
@@ -106,7 +111,8 @@ class Gateway:
                 async with client:
                     self._client = client
                     self._lost.clear()
-                    topics = subscriptions(self.settings.mqtt_share_group if self.settings.mqtt_shared else None)
+                    topics = subscriptions(self.settings.mqtt_share_group if self.settings.mqtt_shared else None,
+                                           self._topics)
                     for topic in topics:
                         await client.subscribe(topic, qos=1)
                     log.info("gateway subscribed to %s on %s:%d", ", ".join(topics), host, port)
@@ -210,6 +216,8 @@ class Gateway:
         # Content first: if storing dead letters fails, the retry enqueues it again, which is harmless
         # (storage skips duplicates), while the other order could store dead letters twice.
         durable = asyncio.gather(await self.bus.enqueue(FIXES, out.batch), await self.bus.enqueue(EVENTS, out.events))
+        if not self._store_rejects:
+            out.dead_letters = []
         await deadletters.store(self.db, out.dead_letters)
         self.metrics.inc("vigil_ingest_messages_total", by=len(messages))
         self.metrics.inc("vigil_ingest_fixes_total", by=len(out.batch))

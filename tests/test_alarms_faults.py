@@ -67,7 +67,8 @@ async def test_vigil_killed_while_alarms_are_in_flight(mqtt_url, database_url, d
             presses.cancel()
         for proc in processes:
             proc.kill()
-        await forget_session(mqtt_url, env["VIGIL_MQTT_CLIENT_ID"])
+        for client_id in (env["VIGIL_MQTT_CLIENT_ID"], env["VIGIL_MQTT_CLIENT_ID"] + "-alarms"):
+            await forget_session(mqtt_url, client_id)
 
     alarms = await fetch(db, "SELECT d.device_id, a.type, a.count FROM alarms a JOIN devices d ON d.id = a.device_id")
     assert sorted(a[0] for a in alarms) == ids and {(a[1], a[2]) for a in alarms} == {("sos", 1)}

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
 
 import uvicorn
 
-from alarms.service import AlarmService
+from alarms.service import ALARM_TOPICS, AlarmService
 from api.app import create_app
 from bus import open_bus
 from bus.base import EVENTS, FIXES, Bus
@@ -60,6 +61,7 @@ class Runtime:
     broker: EmbeddedBroker | None = None
     trip_processor: TripProcessor | None = None
     alarm_service: AlarmService | None = None
+    alarm_lane: Gateway | None = None
     teltonika_port: int | None = None
     mqtt_credentials: tuple[str, str] | None = None
     startup_s: float = 0.0
@@ -128,6 +130,8 @@ class Runtime:
                                    username=user, password=password)
             self._spawn(self.gateway.run(), "gateway")
             await self._until(self.gateway.subscribed, self._tasks[-1], "gateway", timeout=30)
+            if s.alarm_lane:
+                await self._start_alarm_lane(s, user, password)
             shared = " (shared subscription)" if s.mqtt_shared else ""
             self.descriptions.append(f"gateway       subscribed as {s.mqtt_client_id}{shared}")
             if s.teltonika_tcp_port is not None:
@@ -138,6 +142,19 @@ class Runtime:
                 self.descriptions.append(f"Teltonika     TCP {s.http_host}:{self.teltonika_port}")
         if "api" in self.parts:
             await self._start_api(s)
+
+    async def _start_alarm_lane(self, s: Settings, user: str | None, password: str | None) -> None:
+        """A second gateway on its own MQTT session reading only alarm-bearing topics, so an alarm is not
+        queued in the broker or the gateway behind fixes. The main gateway reads them too (and is the one
+        that dead-letters bad ones); storage and the alarm service skip the second copy by event id."""
+        lane_settings = dataclasses.replace(s, mqtt_client_id=f"{s.mqtt_client_id}-alarms",
+                                            mqtt_share_group=f"{s.mqtt_share_group}-alarms")
+        self.alarm_lane = Gateway(settings=lane_settings, mqtt_url=self.mqtt_url, db=self.db, bus=self.bus,
+                                  metrics=Metrics(), username=user, password=password, topics=ALARM_TOPICS,
+                                  store_rejects=False)
+        self._spawn(self.alarm_lane.run(), "alarm-lane")
+        await self._until(self.alarm_lane.subscribed, self._tasks[-1], "alarm lane", timeout=30)
+        self.descriptions.append(f"alarm lane    {', '.join(ALARM_TOPICS)} as {lane_settings.mqtt_client_id}")
 
     async def _start_database(self, s: Settings) -> None:
         if s.database_url:
@@ -226,8 +243,9 @@ class Runtime:
         await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
 
     async def stop(self) -> None:
-        if self.gateway is not None:
-            self.gateway.stopping = True
+        for gateway in (self.gateway, self.alarm_lane):
+            if gateway is not None:
+                gateway.stopping = True
         if self._api is not None:
             # Let uvicorn close its listening socket itself, so the port is free at once.
             self._api.should_exit = True

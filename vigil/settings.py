@@ -70,6 +70,8 @@ class Settings:
     alarm_offline_home_s: int = 900
     alarm_offline_pet_s: int = 3600
     alarm_offline_car_s: int = 172_800
+    # A second MQTT session for alarm-bearing topics only, so alarms never queue behind fixes.
+    alarm_lane: bool = True
     # How often the supervision scan looks for silent devices and low batteries.
     alarm_supervision_every_s: int = 10
 
