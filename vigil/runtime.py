@@ -118,7 +118,10 @@ class Runtime:
             await self._until(self.trip_processor.ready, self._tasks[-1], "trip processor")
             self.descriptions.append("trips         segmenting trips, scoring driving style")
         if "alarms" in self.parts:
-            self.alarm_service = AlarmService(db=self.db, bus=self.bus, metrics=self.metrics, config=s.alarm_config(),
+            # Its own small pool: an alarm never waits for a connection behind the writer's COPYs.
+            alarm_db = await Database.open(self.database_url, partitioning=s.partitioning, min_size=2, max_size=4)
+            self._stack.push_async_callback(alarm_db.close)
+            self.alarm_service = AlarmService(db=alarm_db, bus=self.bus, metrics=self.metrics, config=s.alarm_config(),
                                               supervise_s=float(s.alarm_supervision_every_s))
             self.bus.subscribe(EVENTS, "alarms")
             self._spawn(self.alarm_service.run(), "alarm-service")
