@@ -114,12 +114,15 @@ class AlarmConfig:
 
 @dataclass(frozen=True, slots=True)
 class DeviceEvent:
-    """A device event as the alarm core sees it. ``device`` is the dense device code."""
+    """A device event as the alarm core sees it. ``device`` is the dense device code; ``received`` when
+    the platform got it (None: now), so an event received in time but applied late (after an outage of
+    the alarm service) is not mistaken for an old one."""
 
     device: int
     type: str
     ts: dt.datetime
     event_id: str | None = None
+    received: dt.datetime | None = None
     sensor: str | None = None
     value: float | None = None
     lat: float | None = None

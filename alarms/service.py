@@ -58,9 +58,10 @@ def batch_events(batch: EventBatch) -> list[DeviceEvent]:
     rows = batch.take(np.flatnonzero(np.isin(batch.type, _RELEVANT_CODES)))
     names = rows.type_names()
     return [DeviceEvent(device=int(d), type=names[i], ts=_utc(int(t)), event_id=rows.event_id[i],
-                        sensor=rows.sensor[i], value=_num(v), lat=_num(la), lon=_num(lo))
-            for i, (d, t, v, la, lo) in enumerate(zip(rows.device.tolist(), rows.ts_ms.tolist(), rows.value.tolist(),
-                                                      rows.lat.tolist(), rows.lon.tolist()))]
+                        sensor=rows.sensor[i], value=_num(v), lat=_num(la), lon=_num(lo), received=_utc(int(r)))
+            for i, (d, t, v, la, lo, r) in enumerate(zip(
+                rows.device.tolist(), rows.ts_ms.tolist(), rows.value.tolist(), rows.lat.tolist(),
+                rows.lon.tolist(), rows.received_ms.tolist()))]
 
 
 class AlarmService:
@@ -129,13 +130,13 @@ class AlarmService:
                 " battery_pct = coalesce(excluded.battery_pct, alarm_liveness.battery_pct)", (heard_since,))
             cur = await conn.execute(
                 "SELECT e.device_id, (extract(epoch FROM e.ts) * 1000)::bigint, e.type, e.event_id, e.sensor,"
-                " e.value, e.lat, e.lon FROM device_events e WHERE e.received_at >= %s AND e.type = ANY(%s)"
+                " e.value, e.lat, e.lon, e.received_at FROM device_events e WHERE e.received_at >= %s AND e.type = ANY(%s)"
                 " AND e.event_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM alarm_inputs i"
                 "   WHERE i.device_id = e.device_id AND i.event_id = e.event_id) ORDER BY e.ts",
                 (since, sorted(RELEVANT)))
             rows = await cur.fetchall()
         events = [DeviceEvent(device=r[0], type=r[2], ts=_utc(r[1]), event_id=r[3], sensor=r[4], value=r[5],
-                              lat=r[6], lon=r[7]) for r in rows]
+                              lat=r[6], lon=r[7], received=r[8]) for r in rows]
         if events:
             await handler.apply_device_events(self.db, events, self.config, self.clock())
             self.metrics.inc("vigil_alarm_events_total", "sweep", by=len(events))

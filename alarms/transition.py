@@ -21,9 +21,15 @@ def _ago(now: dt.datetime, stamp: dt.datetime) -> float:
     return (now - stamp).total_seconds()
 
 
+def _stale(event: DeviceEvent, config: AlarmConfig, now: dt.datetime) -> bool:
+    """Older than the window when it reached the platform (a replay, a flushed buffer)."""
+    return _ago(event.received or now, event.ts) > config.old_event_s
+
+
 def raise_alarm(event: DeviceEvent, alarm_type: str, config: AlarmConfig, now: dt.datetime) -> tuple[Alarm, Change]:
-    """A new alarm for ``event``. A stale one (older than ``config.old_event_s``) has no escalation chain."""
-    stale = _ago(now, event.ts) > config.old_event_s
+    """A new alarm for ``event``. A stale one (older than ``config.old_event_s`` when received) has no
+    escalation chain."""
+    stale = _stale(event, config, now)
     alarm = Alarm(device=event.device, type=alarm_type, severity=ALARM_TYPES[alarm_type].severity,
                   raised_at=now, first_ts=event.ts, last_ts=event.ts, last_seen_at=now, stale=stale,
                   next_step_at=None if stale else now, event_id=event.event_id, sensor=event.sensor,
@@ -38,7 +44,7 @@ def repeat(alarm: Alarm, event: DeviceEvent, config: AlarmConfig, now: dt.dateti
     alarm = replace(alarm, count=alarm.count + 1, last_ts=max(alarm.last_ts, event.ts), last_seen_at=now,
                     lat=event.lat if event.lat is not None else alarm.lat,
                     lon=event.lon if event.lon is not None else alarm.lon)
-    if alarm.active or _ago(now, event.ts) > config.old_event_s:
+    if alarm.active or _stale(event, config, now):
         return alarm, [Change("repeated", "device", {"count": alarm.count})]
     chain = config.chain(alarm.type)
     next_at = None

@@ -32,13 +32,16 @@ class Clock:
         self.now = T0 + dt.timedelta(seconds=seconds)
 
 
-def events(device: int, types: list[str], ids: list[str], ts: dt.datetime = T0) -> EventBatch:
+def events(device: int, types: list[str], ids: list[str], ts: dt.datetime = T0,
+           received: dt.datetime | None = None) -> EventBatch:
+    """Device events at ``ts``, received by the gateway at ``received`` (default: at once)."""
     n = len(types)
     ms = int(ts.timestamp() * 1000)
+    received_ms = int((received or ts).timestamp() * 1000)
     return EventBatch(device=[device] * n, ts_ms=[ms] * n, type=[EVENT_CODE[t] for t in types],
                       value=np.full(n, np.nan), lat=np.full(n, np.nan), lon=np.full(n, np.nan),
-                      accuracy_m=np.full(n, np.nan), seq=np.arange(n), received_ms=[ms] * n, late=np.zeros(n),
-                      sensor=[None] * n, event_id=ids)
+                      accuracy_m=np.full(n, np.nan), seq=np.arange(n), received_ms=[received_ms] * n,
+                      late=np.zeros(n), sensor=[None] * n, event_id=ids)
 
 
 def service(db, clock) -> AlarmService:
@@ -115,8 +118,9 @@ async def test_clearing_stops_the_chain_and_old_events_never_escalate(db):
     assert await steps(db) == [(alarm_id, 0)]
     assert (await operations.get(db=db, alarm_id=alarm_id))["state"] == "cleared_unack"
 
-    # An hour-old leak (a device flushing its buffer) is recorded, stale, with no notice and no chain.
-    (old_id,) = await svc.handle(events(kit.id, ["water_leak"], ["w-old"], ts=T0))
+    # A leak 1000 s old when it arrived (a device flushing its buffer) is recorded, stale, with no notice
+    # and no chain.
+    (old_id,) = await svc.handle(events(kit.id, ["water_leak"], ["w-old"], ts=T0, received=clock()))
     old = await operations.get(db=db, alarm_id=old_id)
     assert old["stale"] is True and old["next_step_at"] is None
     clock.at(5000)
@@ -126,6 +130,16 @@ async def test_clearing_stops_the_chain_and_old_events_never_escalate(db):
     assert await svc.handle(events(kit.id, ["water_leak", "power_loss"], ["w-old", "p-1"])) == []
     counts = await fetch(db, "SELECT type, count FROM alarms ORDER BY id")
     assert counts == [("power_loss", 1), ("water_leak", 1)]
+
+
+async def test_an_event_received_in_time_but_applied_late_still_escalates(db):
+    """The alarm service was down for an hour; the sweep then applies a leak the gateway stored at once:
+    not a replay, so it escalates (its raise stage runs now)."""
+    (kit,) = await devices.provision(db, ["kit-late"], kind="home", owner="cust-1")
+    clock = Clock(T0 + dt.timedelta(hours=1))
+    (alarm_id,) = await service(db, clock).handle(events(kit.id, ["water_leak"], ["w-1"], ts=T0, received=T0))
+    alarm = await operations.get(db=db, alarm_id=alarm_id)
+    assert alarm["stale"] is False and await steps(db) == [(alarm_id, 0)]
 
 
 async def test_the_audit_trail_is_append_only(db):
