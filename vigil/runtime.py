@@ -62,6 +62,7 @@ class Runtime:
     trip_processor: TripProcessor | None = None
     alarm_service: AlarmService | None = None
     alarm_lane: Gateway | None = None
+    alarm_db: Database | None = None
     teltonika_port: int | None = None
     mqtt_credentials: tuple[str, str] | None = None
     startup_s: float = 0.0
@@ -119,10 +120,10 @@ class Runtime:
             self.descriptions.append("trips         segmenting trips, scoring driving style")
         if "alarms" in self.parts:
             # Its own small pool: an alarm never waits for a connection behind the writer's COPYs.
-            alarm_db = await Database.open(self.database_url, partitioning=s.partitioning, min_size=2, max_size=4)
-            self._stack.push_async_callback(alarm_db.close)
-            self.alarm_service = AlarmService(db=alarm_db, bus=self.bus, metrics=self.metrics, config=s.alarm_config(),
-                                              supervise_s=float(s.alarm_supervision_every_s))
+            self.alarm_db = await Database.open(self.database_url, partitioning=s.partitioning, min_size=2, max_size=4)
+            self._stack.push_async_callback(self.alarm_db.close)
+            self.alarm_service = AlarmService(db=self.alarm_db, bus=self.bus, metrics=self.metrics,
+                                              config=s.alarm_config(), supervise_s=float(s.alarm_supervision_every_s))
             self.bus.subscribe(EVENTS, "alarms")
             self._spawn(self.alarm_service.run(), "alarm-service")
             await self._until(self.alarm_service.ready, self._tasks[-1], "alarm service")
@@ -152,9 +153,10 @@ class Runtime:
         that dead-letters bad ones); storage and the alarm service skip the second copy by event id."""
         lane_settings = dataclasses.replace(s, mqtt_client_id=f"{s.mqtt_client_id}-alarms",
                                             mqtt_share_group=f"{s.mqtt_share_group}-alarms")
-        self.alarm_lane = Gateway(settings=lane_settings, mqtt_url=self.mqtt_url, db=self.db, bus=self.bus,
-                                  metrics=Metrics(), username=user, password=password, topics=ALARM_TOPICS,
-                                  store_rejects=False)
+        # Device look-ups on the alarm pool too, when there is one: not behind the writer's connections.
+        self.alarm_lane = Gateway(settings=lane_settings, mqtt_url=self.mqtt_url, db=self.alarm_db or self.db,
+                                  bus=self.bus, metrics=Metrics(), username=user, password=password,
+                                  topics=ALARM_TOPICS, store_rejects=False)
         self._spawn(self.alarm_lane.run(), "alarm-lane")
         await self._until(self.alarm_lane.subscribed, self._tasks[-1], "alarm lane", timeout=30)
         self.descriptions.append(f"alarm lane    {', '.join(ALARM_TOPICS)} as {lane_settings.mqtt_client_id}")
