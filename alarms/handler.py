@@ -93,9 +93,11 @@ async def _insert_and_notify(conn: psycopg.AsyncConnection, alarm: Alarm, change
     return alarm
 
 
-async def escalate_due(db: Database, config: AlarmConfig, now: dt.datetime, limit: int = 100) -> int:
-    """Run the escalation stages due at ``now``; returns how many alarms escalated."""
-    async with db.connection() as conn, conn.transaction():
+async def escalate_due(db: Database, config: AlarmConfig, now: dt.datetime, limit: int = 10) -> int:
+    """Run the escalation stages due at ``now`` for up to ``limit`` alarms; returns how many escalated.
+    Small transactions: the alarm lock is released often, so new alarms never wait behind a wave of
+    escalations."""
+    async with db.connection() as conn, conn.pipeline(), conn.transaction():
         cur = await conn.execute("SELECT id FROM alarms WHERE next_step_at <= %s ORDER BY next_step_at LIMIT %s",
                                  (now, limit))
         due = [r[0] for r in await cur.fetchall()]

@@ -109,6 +109,7 @@ class AlarmService:
         total = 0
         while n := await handler.escalate_due(self.db, self.config, self.clock()):
             total += n
+            await asyncio.sleep(0)  # let a waiting alarm transaction in between rounds
         self.metrics.inc("vigil_alarm_escalations_total", by=total)
         return total
 
