@@ -193,9 +193,14 @@ class Gateway:
             if len(messages) >= limit or remaining <= 0 or urgent:
                 return messages
             self._wake.clear()
+            # asyncio.wait, not wait_for: on Python 3.11 wait_for can swallow a cancellation that lands as
+            # the wake-up does, and the runtime then waits forever for this task to stop.
+            waiter = asyncio.ensure_future(self._wake.wait())
             try:
-                await asyncio.wait_for(self._wake.wait(), remaining)
-            except TimeoutError:
+                done, _ = await asyncio.wait([waiter], timeout=remaining)
+            finally:
+                waiter.cancel()
+            if not done:
                 return messages
 
     async def process(self, messages: list[stage.RawMessage]) -> asyncio.Future[None]:
