@@ -18,6 +18,9 @@ from storage.db import Database
 from vigil.errors import StorageError
 
 Action = Callable[[Alarm], tuple[Alarm, list[Change]]]
+#: The alarm core already judged staleness (at receipt) and a stale alarm runs no stage, so the outbox's
+#: own late-notice filter must not drop the notices of an alarm applied late after an outage.
+_DECIDED = dt.timedelta(days=365)
 
 
 async def run_chain(conn: psycopg.AsyncConnection, alarm: Alarm, config: AlarmConfig,
@@ -34,7 +37,7 @@ async def run_chain(conn: psycopg.AsyncConnection, alarm: Alarm, config: AlarmCo
         if device is None:
             device = (await store.devices_of(conn, [alarm.device]))[alarm.device]
         notices = stage_notices(alarm, stage, step, device, config)
-        await enqueue_on(conn, notices, now=now, max_age=dt.timedelta(seconds=config.old_event_s))
+        await enqueue_on(conn, notices, now=now, max_age=_DECIDED)
         changes.append(Change("notified" if step == 0 else "escalated", "system", {
             "step": step, "severity": alarm.severity, "channels": sorted({n.channel for n in notices})}))
 
@@ -86,7 +89,7 @@ async def _insert_and_notify(conn: psycopg.AsyncConnection, alarm: Alarm, change
     await store.record_steps(conn, alarm.id, [step for step, _ in stages], now)
     for step, stage in stages:
         notices = stage_notices(alarm, stage, step, device, config)
-        await enqueue_on(conn, notices, now=now, max_age=dt.timedelta(seconds=config.old_event_s))
+        await enqueue_on(conn, notices, now=now, max_age=_DECIDED)
         changes.append(Change("notified" if step == 0 else "escalated", "system", {
             "step": step, "severity": alarm.severity, "channels": sorted({n.channel for n in notices})}))
     await store.audit(conn, alarm.id, changes, now)

@@ -31,7 +31,8 @@ async def enqueue(db: Database, notices: list[Notice], *, now: dt.datetime, max_
 
 async def enqueue_on(conn: psycopg.AsyncConnection, notices: list[Notice], *, now: dt.datetime,
                      max_age: dt.timedelta) -> int:
-    """:func:`enqueue` inside the caller's transaction, so notices commit with what caused them."""
+    """:func:`enqueue` inside the caller's transaction, so notices commit with what caused them. (In
+    pipeline mode the returned count is only known once the pipeline has synced.)"""
     if not notices:
         return 0
     cutoff = now - max_age

@@ -140,6 +140,7 @@ async def test_an_event_received_in_time_but_applied_late_still_escalates(db):
     (alarm_id,) = await service(db, clock).handle(events(kit.id, ["water_leak"], ["w-1"], ts=T0, received=T0))
     alarm = await operations.get(db=db, alarm_id=alarm_id)
     assert alarm["stale"] is False and await steps(db) == [(alarm_id, 0)]
+    assert await fetch(db, "SELECT DISTINCT status FROM notifications") == [("pending",)]  # to be sent
 
 
 async def test_the_audit_trail_is_append_only(db):
