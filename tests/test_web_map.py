@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 import httpx
 import numpy as np
 import pytest
 
 from api.find_service import WalkGraph
 from roads import Router, bundled_pbf, load_graph
-from tests.helpers import make_app
+from tests.helpers import add_account, count_rows, login, make_app
 from webui import roads as map_roads
 
 ESPLANADI = {"west": 24.940, "south": 60.165, "east": 24.955, "north": 60.170}
@@ -20,9 +22,15 @@ def walk_graph(tmp_path_factory) -> WalkGraph:
     return WalkGraph.ready(Router(graph))
 
 
-def client(db, walk_graph) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app(db, walk_graph=walk_graph)),
-                             base_url="http://vigil")
+@asynccontextmanager
+async def client(db, walk_graph):
+    """An API client logged in as a customer (the map, like every /v1 route, needs a token)."""
+    if not await count_rows(db, "accounts"):
+        await add_account(db, "alice")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app(db, walk_graph=walk_graph)),
+                                 base_url="http://vigil") as http:
+        http.headers.update(await login(http, "alice"))
+        yield http
 
 
 async def test_roads_in_a_box_grouped_by_class(db, walk_graph):
@@ -57,6 +65,8 @@ async def test_bad_box_is_a_problem_an_empty_box_has_no_streets_and_a_loading_gr
             assert r.headers["content-type"].startswith("application/problem+json")
         inverted = await http.get("/v1/map/roads", params=ESPLANADI | {"west": 24.96})
         assert inverted.json()["features"] == []
+        del http.headers["Authorization"]
+        assert (await http.get("/v1/map/roads", params=ESPLANADI)).status_code == 401
     async with client(db, WalkGraph("loading", "loading Helsinki.osm.pbf")) as http:
         r = await http.get("/v1/map/roads", params=ESPLANADI)
     assert r.json() == {"type": "FeatureCollection", "features": [], "status": "loading",

@@ -9,8 +9,9 @@ pages to draw as line layers.
 from __future__ import annotations
 
 import numpy as np
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
+from api import access
 from roads import HIGHWAY_CLASSES
 
 router = APIRouter(prefix="/v1/map", tags=["map"])
@@ -25,6 +26,9 @@ GROUPS = {
 _GROUP_OF_CODE = np.full(len(HIGHWAY_CLASSES), "", dtype=object)
 for _group, _classes in GROUPS.items():
     _GROUP_OF_CODE[[HIGHWAY_CLASSES.index(c) for c in _classes]] = _group
+_EXAMPLE = {"type": "FeatureCollection", "status": "ready", "paths_dropped": False, "features": [
+    {"type": "Feature", "properties": {"class": "street", "segments": 1},
+     "geometry": {"type": "MultiLineString", "coordinates": [[[24.94451, 60.16749], [24.94502, 60.16757]]]}}]}
 #: At most this many segments per answer (a few MB of JSON); beyond it footways are left out.
 MAX_SEGMENTS = 60_000
 
@@ -58,6 +62,8 @@ def _degrees(limit: float, what: str):
 
 
 @router.get("/roads", summary="Street lines inside a bounding box, from the OSM road graph (GeoJSON)",
+            responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}} | access.RESPONSES,
+            dependencies=[Depends(access.current_caller)],  # like every /v1 route; the pages log in first
             description="One MultiLineString feature per class: `main`, `street`, `path` (footways, only with "
                         "`paths=true`). An empty box (west >= east or south >= north) has no streets. `status` is "
                         "the road graph's: `loading` answers no features yet.")

@@ -6,7 +6,7 @@ import { FenceEditor } from "/static/ui/fences.js";
 const api = new Api("vigil.customer");
 const $ = (id) => document.getElementById(id);
 const status = $("status");
-const map = streetMap($("map"));
+const map = streetMap($("map"), api);
 const layers = { cars: L.layerGroup().addTo(map), route: L.layerGroup().addTo(map), trip: L.layerGroup().addTo(map),
                  pets: L.layerGroup().addTo(map) };
 let cars = [];          // last /v1/vehicles items, with `fetched` (ms) to count the age up locally
@@ -34,6 +34,7 @@ async function start() {
   $("who").hidden = false;
   $("who-name").textContent = `${account.username}`;
   say(status, `Logged in as ${account.username}.`, "ok");
+  map.loadRoads();
   await Promise.all([loadCars(), fences.load(), loadPets(), loadHome()]).catch(fail);
   setInterval(() => loadCars().catch(() => {}), 10000);
   setInterval(renderAges, 1000);

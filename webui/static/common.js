@@ -133,8 +133,9 @@ const ROAD_STYLE = {
   path: { color: "#a9a9a9", weight: 1, dashArray: "3 3" },
 };
 
-// A Leaflet map whose base layer is the street graph of the OSM extract, fetched for the view.
-export function streetMap(element, { center = HELSINKI, zoom = 15 } = {}) {
+// A Leaflet map whose base layer is the street graph of the OSM extract, fetched for the view once
+// logged in (map.loadRoads() after a login).
+export function streetMap(element, api, { center = HELSINKI, zoom = 15 } = {}) {
   const map = L.map(element, { preferCanvas: true, zoomControl: true, keyboard: true }).setView(center, zoom);
   map.attributionControl.addAttribution("streets © OpenStreetMap contributors");
   const roads = L.geoJSON(null, { style: (f) => ROAD_STYLE[f.properties.class], interactive: false }).addTo(map);
@@ -145,16 +146,16 @@ export function streetMap(element, { center = HELSINKI, zoom = 15 } = {}) {
     const box = new URLSearchParams({ west: clamp(b.getWest(), 180), south: clamp(b.getSouth(), 90),
                                       east: clamp(b.getEast(), 180), north: clamp(b.getNorth(), 90),
                                       paths: map.getZoom() >= 16 });
-    const r = await fetch(`/v1/map/roads?${box}`);
-    if (!r.ok) return;
-    const data = await r.json();
+    if (!api.loggedIn) return;
+    const data = await api.get(`/v1/map/roads?${box}`).catch(() => null);
+    if (!data) return;
     roads.clearLayers();
     roads.addData(data);
     element.dataset.roads = data.status;
     if (data.status === "loading") setTimeout(load, 3000);  // the graph loads in the background
   }
   map.on("moveend", () => { clearTimeout(pending); pending = setTimeout(load, 250); });
-  load();
+  map.loadRoads = load;
   return map;
 }
 

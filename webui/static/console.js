@@ -6,7 +6,7 @@ import { Api, L, age, el, say, session, streetMap, when } from "/static/ui/commo
 const api = new Api("vigil.operator");
 const $ = (id) => document.getElementById(id);
 const status = $("status");
-const map = streetMap($("map"), { zoom: 13 });
+const map = streetMap($("map"), api, { zoom: 13 });
 const marker = L.layerGroup().addTo(map);
 let account = null;
 let queue = [];
@@ -23,6 +23,7 @@ async function start() {
   $("login").hidden = true;
   $("who").hidden = false;
   $("who-name").textContent = account.username;
+  map.loadRoads();
   await loadQueue();
   const ctl = new AbortController();
   $("live").textContent = "live";
