@@ -1,0 +1,95 @@
+"""Topics and payload bytes of every protocol the city simulator speaks (see docs/protocol.md).
+
+Encoders take plain values in the units of the protocol's edge (degrees, km/h, m, %, g, UTC ms) and
+return bytes; the Teltonika packet comes from :func:`ingest.teltonika.encode`, the car JSON from
+:func:`simulators.cars.encode_fix_message`, so the simulator and the gateway share one definition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from ingest import teltonika
+from simulators.cars import encode_fix_message
+
+PROTOCOLS = ("vigil_json", "teltonika", "owntracks", "pet_json", "home_json")
+_enc = msgspec.json.Encoder()
+
+
+def topic(kind: str, device_id: str, stream: str) -> str:
+    return f"vigil/v1/{kind}/{device_id}/{stream}"
+
+
+def owntracks_topic(device_id: str) -> str:
+    """``owntracks/{user}/{device}`` of a phone whose registry id is ``user:device``."""
+    user, device = device_id.split(":", 1)
+    return f"owntracks/{user}/{device}"
+
+
+def car_json(device_id: str, seq: int, fix: dict[str, Any]) -> bytes:
+    return encode_fix_message(device_id, seq, [fix])
+
+
+def car_avl(fix: dict[str, Any], odometer_m: float, satellites: int) -> bytes:
+    """One Codec 8E record: ignition, odometer, accelerometer and HDOP (IO 182, 0.1 units) whose ×5 m
+    the gateway reads back as the accuracy."""
+    ax, ay, az = fix["accel_g"]
+    rec = teltonika.AvlRecords.from_columns(
+        ts_ms=[fix["ts"]], lat=[fix["lat"]], lon=[fix["lon"]], satellites=[satellites],
+        speed_kmh=[round(fix["speed_kmh"])], heading_deg=[round(fix["heading_deg"]) % 360],
+        ignition=[int(fix["ignition"])], movement=[int(fix["speed_kmh"] > 0)], odometer_m=[round(odometer_m)],
+        accel_x=[ax], accel_y=[ay], accel_z=[az], io={182: [round(fix["accuracy_m"] * 2)]}, io_size={182: 2},
+    )
+    return teltonika.encode(rec, codec=teltonika.CODEC_8E)
+
+
+def owntracks_location(fix: dict[str, Any], battery_pct: int, tid: str) -> bytes:
+    """An OwnTracks ``location``: ``tst`` in whole seconds, ``vel`` km/h, ``cog`` and ``acc`` as integers
+    (as the apps send them)."""
+    return _enc.encode({
+        "_type": "location", "lat": fix["lat"], "lon": fix["lon"], "tst": int(fix["ts"]) // 1000,
+        "acc": int(round(fix["accuracy_m"])), "vel": int(round(fix["speed_kmh"])),
+        "cog": int(round(fix["heading_deg"])) % 360, "batt": int(battery_pct), "tid": tid, "t": "t", "conn": "m",
+    })
+
+
+def pet_fix(device_id: str, seq: int, fixes: list[dict[str, Any]]) -> bytes:
+    return _enc.encode({"v": 1, "device": device_id, "seq": int(seq), "fixes": fixes})
+
+
+def pet_sos(device_id: str, seq: int, ts_ms: int, event_id: str, lat: float, lon: float, accuracy_m: float,
+            battery_pct: float) -> bytes:
+    return _enc.encode({"v": 1, "device": device_id, "seq": int(seq), "ts": int(ts_ms), "event_id": event_id,
+                        "lat": lat, "lon": lon, "accuracy_m": accuracy_m, "battery_pct": battery_pct})
+
+
+def pet_heartbeat(device_id: str, seq: int, ts_ms: int, battery_pct: float) -> bytes:
+    return _enc.encode({"v": 1, "device": device_id, "seq": int(seq), "ts": int(ts_ms), "battery_pct": battery_pct})
+
+
+def home_events(device_id: str, seq: int, events: list[dict[str, Any]]) -> bytes:
+    return _enc.encode({"v": 1, "device": device_id, "seq": int(seq), "events": events})
+
+
+def home_heartbeat(device_id: str, seq: int, ts_ms: int, battery_pct: float, mains: bool) -> bytes:
+    return _enc.encode({"v": 1, "device": device_id, "seq": int(seq), "ts": int(ts_ms),
+                        "battery_pct": battery_pct, "mains": bool(mains)})
+
+
+def rounded_fixes(cols: dict[str, np.ndarray], ts_ms: int) -> list[dict[str, Any]]:
+    """Car fix dicts (the car payload's rounding) from columns of equal length, all stamped ``ts_ms``."""
+    heading = np.round(cols["heading_deg"], 2)
+    lists = (
+        np.round(cols["lat"], 7).tolist(), np.round(cols["lon"], 7).tolist(),
+        np.round(cols["speed_kmh"], 2).tolist(), np.where(heading >= 360.0, 0.0, heading).tolist(),
+        np.round(cols["accuracy_m"], 2).tolist(), np.asarray(cols["ignition"], bool).tolist(),
+        np.round(cols["accel_g"], 2).tolist(),
+    )
+    return [
+        {"ts": int(ts_ms), "lat": la, "lon": lo, "speed_kmh": sp, "heading_deg": hd, "accuracy_m": ac,
+         "ignition": ig, "accel_g": ag}
+        for la, lo, sp, hd, ac, ig, ag in zip(*lists)
+    ]
