@@ -7,6 +7,7 @@ return bytes; the Teltonika packet comes from :func:`ingest.teltonika.encode`, t
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import msgspec
@@ -33,14 +34,39 @@ def car_json(device_id: str, seq: int, fix: dict[str, Any]) -> bytes:
     return encode_fix_message(device_id, seq, [fix])
 
 
+# One Codec 8E record with this simulator's fixed IO set, laid out as ingest.teltonika.encode writes it:
+# GPS element, event id 0, 7 IO elements: 1-byte 239 ignition, 240 movement; 2-byte 17/18/19 axes (mG,
+# two's complement), 182 HDOP; 4-byte 16 odometer; no 8-byte or NX elements.
+_AVL_RECORD = struct.Struct(">qbiihHBH" "HH" "H HB HB" "H HH HH HH HH" "H HI" "H" "H")
+
+
 def car_avl(fix: dict[str, Any], odometer_m: float, satellites: int) -> bytes:
-    """One Codec 8E record: ignition, odometer, accelerometer and HDOP (IO 182, 0.1 units) whose ×5 m
-    the gateway reads back as the accuracy."""
+    """One Codec 8E record in one packet: ignition, movement, odometer, accelerometer and HDOP (IO 182,
+    0.1 units) whose ×5 m the gateway reads back as the accuracy. Packed directly (about 20× faster
+    than building :class:`ingest.teltonika.AvlRecords`); a test checks it byte for byte against
+    :func:`ingest.teltonika.encode`."""
+    axes = [int(round(a * 1000)) & 0xFFFF for a in fix["accel_g"]]
+    speed = int(round(fix["speed_kmh"]))
+    record = _AVL_RECORD.pack(
+        int(fix["ts"]), 0, int(round(fix["lon"] * 1e7)), int(round(fix["lat"] * 1e7)), 0,
+        int(round(fix["heading_deg"])) % 360, satellites, speed, 0, 7,
+        2, teltonika.IO_IGNITION, int(bool(fix["ignition"])), teltonika.IO_MOVEMENT, int(speed > 0),
+        4, teltonika.IO_AXIS_X, axes[0], teltonika.IO_AXIS_Y, axes[1], teltonika.IO_AXIS_Z, axes[2],
+        182, int(round(fix["accuracy_m"] * 2)),
+        1, teltonika.IO_ODOMETER, int(round(odometer_m)), 0, 0,
+    )
+    field = bytes((teltonika.CODEC_8E, 1)) + record + b"\x01"
+    return struct.pack(">II", 0, len(field)) + field + struct.pack(">I", teltonika.crc16_ibm(field))
+
+
+def car_avl_reference(fix: dict[str, Any], odometer_m: float, satellites: int) -> bytes:
+    """The same packet through :class:`ingest.teltonika.AvlRecords` and :func:`ingest.teltonika.encode`."""
     ax, ay, az = fix["accel_g"]
+    speed = round(fix["speed_kmh"])
     rec = teltonika.AvlRecords.from_columns(
         ts_ms=[fix["ts"]], lat=[fix["lat"]], lon=[fix["lon"]], satellites=[satellites],
-        speed_kmh=[round(fix["speed_kmh"])], heading_deg=[round(fix["heading_deg"]) % 360],
-        ignition=[int(fix["ignition"])], movement=[int(fix["speed_kmh"] > 0)], odometer_m=[round(odometer_m)],
+        speed_kmh=[speed], heading_deg=[round(fix["heading_deg"]) % 360],
+        ignition=[int(fix["ignition"])], movement=[int(speed > 0)], odometer_m=[round(odometer_m)],
         accel_x=[ax], accel_y=[ay], accel_z=[az], io={182: [round(fix["accuracy_m"] * 2)]}, io_size={182: 2},
     )
     return teltonika.encode(rec, codec=teltonika.CODEC_8E)

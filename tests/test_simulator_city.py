@@ -227,3 +227,16 @@ def test_prepare_needs_a_driving_graph(tmp_path):
     walking, _ = load_graph(bundled_pbf(), "walking", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="driving graph"):
         prepare(walking, n_places=10, seed=1)
+
+
+def test_fast_teltonika_packet_equals_the_reference_encoder():
+    from simulators import wire
+
+    rng = np.random.default_rng(0)
+    for k in range(500):
+        fix = {"ts": START_MS + k * 1000, "lat": float(60 + rng.random()), "lon": float(24 + rng.random()),
+               "speed_kmh": float(rng.uniform(0, 80) * (rng.random() < 0.7)), "heading_deg": float(rng.uniform(0, 360)),
+               "accuracy_m": float(rng.uniform(3, 12)), "ignition": bool(rng.random() < 0.8),
+               "accel_g": [float(x) for x in np.round(rng.normal(0, 1.5, 3), 2)]}
+        odometer, satellites = float(rng.uniform(0, 4e9)), int(rng.integers(1, 20))
+        assert wire.car_avl(fix, odometer, satellites) == wire.car_avl_reference(fix, odometer, satellites)
