@@ -32,7 +32,7 @@ G = 9.80665
 LOOKAHEAD = 16
 RED_S = (5.0, 35.0)
 JAM_S = (10.0, 60.0)
-PARK_S = (120.0, 1800.0)
+PARK_S = (120.0, 1200.0)
 CRASH_IGNITION_OFF_S = 60.0
 #: Harsh events by type: (deceleration/acceleration in m/s², duration in s); cornering is lateral.
 HARSH_TYPES = ("harsh_brake", "harsh_accel", "harsh_corner")
@@ -274,7 +274,7 @@ def step(f: Fleet, dt_s: float, rng: np.random.Generator, *, now_s: float) -> tu
 
     # Queues: a random stop in traffic, ignition on.
     f.jam &= driving
-    f.wait_s = np.where(f.jam, f.wait_s, np.where(f.phase == DRIVING, 0.0, f.wait_s))
+    f.wait_s = np.where(f.jam, f.wait_s - dt_s, np.where(driving, 0.0, f.wait_s))
     f.jam &= f.wait_s > 0
     new_jam = driving & ~f.jam & (f.v > 3.0) & (u[:, 0] < f.jam_rate_per_h * dt_s / 3600.0)
     f.jam |= new_jam
