@@ -240,3 +240,18 @@ def test_fast_teltonika_packet_equals_the_reference_encoder():
                "accel_g": [float(x) for x in np.round(rng.normal(0, 1.5, 3), 2)]}
         odometer, satellites = float(rng.uniform(0, 4e9)), int(rng.integers(1, 20))
         assert wire.car_avl(fix, odometer, satellites) == wire.car_avl_reference(fix, odometer, satellites)
+
+
+def test_no_car_stands_still_for_long_while_driving(network):
+    """Red lights (≤ 35 s) and queues (≤ 60 s) end: a car in the DRIVING phase always moves on."""
+    rng = np.random.default_rng(3)
+    f = fleet_model.new_fleet(network, 300, rng, crash_rate_per_h=0.0)
+    still = np.zeros(f.n)
+    longest = 0.0
+    for t in range(1800):
+        fleet_model.step(f, 1.0, rng, now_s=t + 1.0)
+        driving = f.phase == fleet_model.DRIVING
+        still = np.where(driving & (f.v == 0), still + 1, 0)
+        longest = max(longest, still.max())
+    assert longest <= 120
+    assert (f.phase == fleet_model.CRASHED).sum() == 0
