@@ -59,7 +59,8 @@ def peer(n_cars: int, ticks: int) -> dict:
         for device_id, fix in zip(ids, fixes):
             cars.encode_fix_message(device_id, t + 1, [fix])
     s = time.perf_counter() - t0
-    return {"cars": n_cars, "ms_per_tick": round(1000 * s / ticks, 2), "us_per_message": round(1e6 * s / (n_cars * ticks), 1)}
+    return {"cars": n_cars, "ms_per_tick": round(1000 * s / ticks, 2),
+            "us_per_message": round(1e6 * s / (n_cars * ticks), 1)}
 
 
 def mqtt(network, cfg: CityConfig, duration_s: int) -> dict:

@@ -21,6 +21,7 @@ from simulators import fleet as fleet_model
 from simulators import homes as home_model
 from simulators import pets as pet_model
 from simulators import wire
+from simulators.cars import fixes_from_sample
 from simulators.network import Network
 
 G = 9.80665
@@ -132,7 +133,8 @@ class City:
                 duration_s=c.power_cut_s, detect_s=c.power_cut_detect_s, rng=rng)
             self._event_row(None, "power_cut", lat=centre[0], lon=centre[1], kits=int(self.power_cut_hit.sum()),
                             at_s=c.power_cut_at_s, duration_s=c.power_cut_s, radius_m=c.power_cut_radius_m)
-        self._car0, self._pet0, self._home0 = 0, c.cars, c.cars + c.pets
+        #: Index of the first car, pet and home kit in :attr:`devices`.
+        self.car0, self.pet0, self.home0 = 0, c.cars, c.cars + c.pets
         if self.fleet is not None:
             pos = fleet_model.position(self.fleet)
             for t in self.fleet.initial_trips:
@@ -172,7 +174,7 @@ class City:
         for r in truth:
             i = r.pop("car")
             kind = r.pop("type")
-            self._event_row(self._car0 + i, kind, lat=pos["lat"][i], lon=pos["lon"][i], **r)
+            self._event_row(self.car0 + i, kind, lat=pos["lat"][i], lon=pos["lon"][i], **r)
         n = f.n
         still = (f.phase != fleet_model.DRIVING) & ~f.ignition
         period = np.where(still, PARKED_REPORT_S, self.car_interval)
@@ -192,15 +194,16 @@ class City:
         heading = (pos["bearing_deg"][idx] + np.where(v > 0, rng.normal(0, 1.0, n)[idx], 0.0)) % 360.0
         accel = np.column_stack([f.accel[idx] / G + rng.normal(0, 0.01, n)[idx],
                                  f.lateral[idx] / G + rng.normal(0, 0.02, n)[idx], 1.0 + rng.normal(0, 0.01, n)[idx]])
-        fixes = wire.rounded_fixes({"lat": lat, "lon": lon, "speed_kmh": speed, "heading_deg": heading,
+        fixes = fixes_from_sample({"lat": lat, "lon": lon, "speed_kmh": speed, "heading_deg": heading,
                                     "accuracy_m": accuracy, "ignition": f.ignition[idx], "accel_g": accel}, self.now_ms)
         self.phone_battery = np.maximum(self.phone_battery - 0.01, 5.0)
         for i, fix in zip(idx.tolist(), fixes):
-            d = self._car0 + i
+            d = self.car0 + i
             dev = self.devices[d]
             proto = self.car_protocol[i]
             if proto == 0:
-                out.append((d, wire.topic("car", dev.device_id, "fix"), wire.car_json(dev.device_id, self._next_seq(d), fix)))
+                out.append((d, wire.topic("car", dev.device_id, "fix"),
+                            wire.car_json(dev.device_id, self._next_seq(d), fix)))
                 self.counts["car_json"] += 1
             elif proto == 1:
                 out.append((d, wire.topic("car", dev.device_id, "avl"),
@@ -210,7 +213,7 @@ class City:
                 out.append((d, wire.owntracks_topic(dev.device_id),
                             wire.owntracks_location(fix, int(self.phone_battery[i]), "c" + str(i % 10))))
                 self.counts["owntracks"] += 1
-        self._fix_rows.append((self._car0 + idx, np.full(len(idx), self.now_ms), pos["lat"][idx], pos["lon"][idx],
+        self._fix_rows.append((self.car0 + idx, np.full(len(idx), self.now_ms), pos["lat"][idx], pos["lon"][idx],
                                lat, lon, v, pos["segment"][idx]))
 
     def _tick_pets(self, out: list) -> None:
@@ -225,7 +228,7 @@ class City:
         for r in truth:
             i = r.pop("pet")
             kind = r.pop("type")
-            d = self._pet0 + i
+            d = self.pet0 + i
             self._event_row(d, kind, lat=lat[i], lon=lon[i], fence_m=p.fence_m[i], **r)
             if kind == "sos":
                 seq = self._next_seq(d)
@@ -235,7 +238,7 @@ class City:
                 self.counts["pet_sos"] += 1
         due = np.flatnonzero((self.t + self.pet_phase) % self.pet_interval == 0)
         for i in due.tolist():
-            d = self._pet0 + i
+            d = self.pet0 + i
             fix = {"ts": self.now_ms, "lat": round(float(r_lat[i]), 7), "lon": round(float(r_lon[i]), 7),
                    "accuracy_m": round(float(accuracy[i]), 1), "speed_kmh": round(float(p.speed[i] * 3.6), 1),
                    "heading_deg": round(float(np.degrees(p.heading[i]) % 360.0), 1) % 360.0,
@@ -244,11 +247,11 @@ class City:
                         wire.pet_fix(self.devices[d].device_id, self._next_seq(d), [fix])))
         self.counts["pet_fix"] += len(due)
         if len(due):
-            self._fix_rows.append((self._pet0 + due, np.full(len(due), self.now_ms), lat[due], lon[due], r_lat[due],
+            self._fix_rows.append((self.pet0 + due, np.full(len(due), self.now_ms), lat[due], lon[due], r_lat[due],
                                    r_lon[due], p.speed[due], np.full(len(due), -1)))
         beat = np.flatnonzero((self.t + self.pet_phase) % self.config.pet_heartbeat_s == 0)
         for i in beat.tolist():
-            d = self._pet0 + i
+            d = self.pet0 + i
             out.append((d, wire.topic("pet", self.devices[d].device_id, "heartbeat"), wire.pet_heartbeat(
                 self.devices[d].device_id, self._next_seq(d), self.now_ms, round(float(p.battery[i]), 1))))
         self.counts["pet_heartbeat"] += len(beat)
@@ -260,21 +263,21 @@ class City:
         events = home_model.step(h, 1.0, self.rng, now_s=float(self.t), local_prev_s=local_prev, local_s=local)
         by_kit: dict[int, list[dict]] = {}
         for i, kind, sensor in events:
-            d = self._home0 + i
+            d = self.home0 + i
             self._event_row(d, kind, sensor=sensor, lat=h.lat[i], lon=h.lon[i])
             ev = {"ts": self.now_ms, "type": kind, "event_id": f"e{self.t}-{kind}"}
             if sensor is not None:
                 ev.update(sensor=sensor, battery_pct=round(float(h.battery[i]), 1))
             by_kit.setdefault(i, []).append(ev)
         for i, evs in by_kit.items():
-            d = self._home0 + i
+            d = self.home0 + i
             out.append((d, wire.topic("home", self.devices[d].device_id, "event"),
                         wire.home_events(self.devices[d].device_id, self._next_seq(d), evs)))
             self.counts["home_event"] += 1
             self.counts["home_events"] += len(evs)
         beat = np.flatnonzero((self.t + self.home_phase) % self.config.home_heartbeat_s == 0)
         for i in beat.tolist():
-            d = self._home0 + i
+            d = self.home0 + i
             out.append((d, wire.topic("home", self.devices[d].device_id, "heartbeat"), wire.home_heartbeat(
                 self.devices[d].device_id, self._next_seq(d), self.now_ms, round(float(h.battery[i]), 1),
                 bool(h.mains[i]))))

@@ -63,6 +63,11 @@ async def simulate_city(run: CityRun, network: Network, *, print_fn: Callable[[s
         passwords = await provision(run.db, city, own=own, first_owner=run.first_owner)
         print_fn(f"provisioned {len(city.devices)} devices; {len(passwords)} publish with their own MQTT "
                  f"credentials, the rest through the simulator account")
+        if run.first_owner:
+            c = run.config
+            firsts = [city.devices[i].device_id for i, n in ((city.car0, c.cars), (city.pet0, c.pets),
+                                                               (city.home0, c.homes)) if n]
+            print_fn(f"customer {run.first_owner} owns {', '.join(firsts)}")
     c = run.config
     kinds = {p: sum(1 for d in city.devices if d.protocol == p) for p in ("vigil_json", "teltonika", "owntracks")}
     print_fn(f"city: {c.cars} cars ({kinds['vigil_json']} Vigil JSON, {kinds['teltonika']} Teltonika 8E, "

@@ -149,7 +149,8 @@ def new_fleet(net: Network, n: int, rng: np.random.Generator, **rates: float) ->
     fleet = Fleet(
         net=net, book=RouteBook(), phase=np.where(parked, PARKED, DRIVING).astype(np.int8), place=place,
         start=np.zeros(n, np.int64), end=np.zeros(n, np.int64), s=zeros.copy(), v=zeros.copy(),
-        accel=zeros.copy(), lateral=zeros.copy(), ignition=~parked, wait_s=np.where(parked, rng.uniform(0, 600, n), 0.0),
+        accel=zeros.copy(), lateral=zeros.copy(), ignition=~parked,
+        wait_s=np.where(parked, rng.uniform(0, 600, n), 0.0),
         hold=np.full(n, -1, np.int64), jam=np.zeros(n, bool), harsh=np.full(n, -1, np.int8), harsh_s=zeros.copy(),
         harsh_mag=zeros.copy(), roughness=rough, speed_factor=0.9 + 0.25 * rough, a_max=1.5 + 2.0 * rough,
         b_comf=1.5 + 1.5 * rough, drift_e=zeros.copy(), drift_n=zeros.copy(), trip_start_s=zeros.copy(),
@@ -297,7 +298,8 @@ def step(f: Fleet, dt_s: float, rng: np.random.Generator, *, now_s: float) -> tu
     f.harsh_s = np.where(start_harsh, np.where(kind == 2, 2.0, 1.0 + u[:, 3]), f.harsh_s)
     active = driving & (f.harsh >= 0)
     accel = np.where(active & (f.harsh == 0), -f.harsh_mag, accel)
-    accel = np.where(active & (f.harsh == 1), np.minimum(f.harsh_mag, (np.minimum(target, allowed) - f.v) / dt_s), accel)
+    launch = np.minimum(f.harsh_mag, (np.minimum(target, allowed) - f.v) / dt_s)
+    accel = np.where(active & (f.harsh == 1), launch, accel)
     f.lateral = np.where(active & (f.harsh == 2), f.harsh_mag * np.where(u[:, 4] < 0.5, -1.0, 1.0), 0.0)
     for i in np.flatnonzero(start_harsh):
         truth.append({"type": HARSH_TYPES[f.harsh[i]], "car": int(i), "magnitude_g": float(f.harsh_mag[i] / G)})

@@ -63,14 +63,14 @@ def _device_rows(city: City):
     c = city.config
     for d, dev in enumerate(city.devices):
         row = {"index": d, "device_id": dev.device_id, "kind": dev.kind, "protocol": dev.protocol}
-        if d < city._pet0:
+        if d < city.pet0:
             row.update(interval_s=int(city.car_interval[d]), roughness=round(float(city.fleet.roughness[d]), 3))
-        elif d < city._home0:
-            i = d - city._pet0
+        elif d < city.home0:
+            i = d - city.pet0
             row.update(interval_s=int(city.pet_interval[i]), fence_m=round(float(city.pets.fence_m[i]), 1),
                        home_lat=float(city.pets.home_lat[i]), home_lon=float(city.pets.home_lon[i]))
         else:
-            i = d - city._home0
+            i = d - city.home0
             row.update(lat=float(city.homes.lat[i]), lon=float(city.homes.lon[i]),
                        power_cut=bool(city.power_cut_hit[i]), heartbeat_s=c.home_heartbeat_s)
         yield row

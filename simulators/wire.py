@@ -11,7 +11,6 @@ import struct
 from typing import Any
 
 import msgspec
-import numpy as np
 
 from ingest import teltonika
 from simulators.cars import encode_fix_message
@@ -103,19 +102,3 @@ def home_events(device_id: str, seq: int, events: list[dict[str, Any]]) -> bytes
 def home_heartbeat(device_id: str, seq: int, ts_ms: int, battery_pct: float, mains: bool) -> bytes:
     return _enc.encode({"v": 1, "device": device_id, "seq": int(seq), "ts": int(ts_ms),
                         "battery_pct": battery_pct, "mains": bool(mains)})
-
-
-def rounded_fixes(cols: dict[str, np.ndarray], ts_ms: int) -> list[dict[str, Any]]:
-    """Car fix dicts (the car payload's rounding) from columns of equal length, all stamped ``ts_ms``."""
-    heading = np.round(cols["heading_deg"], 2)
-    lists = (
-        np.round(cols["lat"], 7).tolist(), np.round(cols["lon"], 7).tolist(),
-        np.round(cols["speed_kmh"], 2).tolist(), np.where(heading >= 360.0, 0.0, heading).tolist(),
-        np.round(cols["accuracy_m"], 2).tolist(), np.asarray(cols["ignition"], bool).tolist(),
-        np.round(cols["accel_g"], 2).tolist(),
-    )
-    return [
-        {"ts": int(ts_ms), "lat": la, "lon": lo, "speed_kmh": sp, "heading_deg": hd, "accuracy_m": ac,
-         "ignition": ig, "accel_g": ag}
-        for la, lo, sp, hd, ac, ig, ag in zip(*lists)
-    ]

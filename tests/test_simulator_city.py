@@ -174,7 +174,7 @@ def test_pets_escape_and_finders_press_sos(network):
     sos = [msgspec.json.decode(p) for _, t, p in messages if t.endswith("/sos")]
     assert all(s["lat"] is not None and s["event_id"] == f"sos-{s['seq']}" for s in sos)
     # Fixes sent while a pet was beyond its fence: reported far from home.
-    home = {i + city._pet0: (city.pets.home_lat[i], city.pets.home_lon[i], city.pets.fence_m[i]) for i in range(20)}
+    home = {i + city.pet0: (city.pets.home_lat[i], city.pets.home_lon[i], city.pets.fence_m[i]) for i in range(20)}
     far = [geodesic_m(fixes["true_lat"][k], fixes["true_lon"][k], *home[d][:2]) > home[d][2]
            for k, d in enumerate(fixes["device"])]
     assert 0 < np.mean(far) < 0.8

@@ -333,7 +333,8 @@ async def _devices(settings: Settings, args) -> int:
 async def _simulate(settings: Settings, args) -> int:
     if args.what is None:
         if args.scenario != "city":
-            raise ConfigError("name what to simulate: `vigil simulate cars …` or `vigil simulate --scenario city …`")
+            raise ConfigError("name what to simulate: `vigil simulate cars …` or "
+                              "`vigil simulate --scenario city …`")
         return await _simulate_city(settings, args)
     from simulators.publisher import run_cars
 
