@@ -255,3 +255,16 @@ def test_no_car_stands_still_for_long_while_driving(network):
         longest = max(longest, still.max())
     assert longest <= 120
     assert (f.phase == fleet_model.CRASHED).sum() == 0
+
+
+def test_ordinary_driving_stays_below_the_harsh_thresholds(network):
+    """Without injected events no car brakes or accelerates at 0.3 g (trips/config.py's thresholds), so
+    every harsh moment in the data is one the ground truth lists."""
+    rng = np.random.default_rng(9)
+    f = fleet_model.new_fleet(network, 400, rng, harsh_rate_per_h=0.0, crash_rate_per_h=0.0)
+    worst = 0.0
+    for t in range(900):
+        driving = f.phase == fleet_model.DRIVING
+        fleet_model.step(f, 1.0, rng, now_s=t + 1.0)
+        worst = max(worst, np.abs(f.accel[driving]).max(initial=0.0))
+    assert 2.0 < worst < 0.3 * fleet_model.G
