@@ -138,8 +138,16 @@ class City:
         if self.fleet is not None:
             pos = fleet_model.position(self.fleet)
             for t in self.fleet.initial_trips:
-                self._event_row(t["car"], "trip_start", lat=pos["lat"][t["car"]], lon=pos["lon"][t["car"]],
-                                from_place=t["from_place"], to_place=t["to_place"], distance_m=t["distance_m"])
+                i = t.pop("car")
+                self._event_row(i, "trip_start", lat=pos["lat"][i], lon=pos["lon"][i], **self._named(t))
+
+    def _named(self, record: dict) -> dict:
+        """A truth record with the names of its places beside their indices."""
+        names = self.fleet.net.place_names
+        for key in ("from_place", "to_place"):
+            if key in record:
+                record[key.replace("place", "name")] = str(names[record[key]])
+        return record
 
     @property
     def now_ms(self) -> int:
@@ -174,7 +182,7 @@ class City:
         for r in truth:
             i = r.pop("car")
             kind = r.pop("type")
-            self._event_row(self.car0 + i, kind, lat=pos["lat"][i], lon=pos["lon"][i], **r)
+            self._event_row(self.car0 + i, kind, lat=pos["lat"][i], lon=pos["lon"][i], **self._named(r))
         n = f.n
         still = (f.phase != fleet_model.DRIVING) & ~f.ignition
         period = np.where(still, PARKED_REPORT_S, self.car_interval)

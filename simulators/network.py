@@ -2,7 +2,8 @@
 speeds of a path (pure: arrays in, arrays out; the graph comes from :mod:`roads`).
 
 *Places* are graph nodes of the largest strongly connected part of the street-level driving graph
-(tunnels left out), so every place can reach every other one (one-way streets and dead ends cut off the rest). One
+(tunnels left out), nearest to the map's points of interest (shops, cafés, car parks; see
+:mod:`simulators.places`) and random ones when those are too few, so every place can reach every other one (one-way streets and dead ends cut off the rest). One
 ``scipy`` Dijkstra per place gives a shortest-path tree; a trip from place ``a`` to ``b`` follows the
 tree of ``a`` back from ``b``. Paths are cached per (a, b) pair.
 
@@ -42,6 +43,7 @@ class Network:
 
     graph: RoadGraph
     places: np.ndarray          # node indices, shape (P,)
+    place_names: np.ndarray     # object (P,): name of the point of interest, or "node <osm id>"
     pred: np.ndarray            # int32 (P, n_nodes): predecessor rows of each place's tree
     seg_speed_ms: np.ndarray    # float64 (n_segments,): limit of each segment, m/s
     degree: np.ndarray          # int (n_nodes,): segments meeting at each node
@@ -109,9 +111,14 @@ def segment_speeds_ms(graph: RoadGraph) -> np.ndarray:
     return np.clip(kmh, 10.0, 130.0) / 3.6
 
 
-def prepare(graph: RoadGraph, *, n_places: int, seed: int) -> Network:
-    """Pick ``n_places`` places (seeded) and build their shortest-path trees. Raises ValueError when the
-    graph is not a driving graph or has fewer than two usable nodes."""
+def prepare(graph: RoadGraph, *, n_places: int, seed: int, pois: dict[str, np.ndarray] | None = None,
+            max_poi_m: float = 150.0) -> Network:
+    """Pick ``n_places`` places (seeded) and build their shortest-path trees.
+
+    ``pois`` (``lat``, ``lon`` degrees and ``name`` arrays: shops, cafés, car parks… of the map): each
+    becomes the usable node nearest to it (within ``max_poi_m``), so cars drive between real places;
+    random usable nodes make up the rest of ``n_places``. Raises ValueError when the graph is not a
+    driving graph or has fewer than two usable nodes."""
     if graph.mode != "driving":
         raise ValueError(f"the city simulator drives on a driving graph, got {graph.mode!r}")
     # Cars stay at street level: no tunnels (central Helsinki's underground lorry roads have no GPS).
@@ -128,9 +135,41 @@ def prepare(graph: RoadGraph, *, n_places: int, seed: int) -> Network:
     if len(candidates) < 2:
         raise ValueError("the driving graph has fewer than two mutually reachable street-level nodes")
     rng = np.random.default_rng([seed, 7])
-    places = np.sort(rng.choice(candidates, size=min(n_places, len(candidates)), replace=False))
+    names: dict[int, str] = {}
+    if pois is not None and len(pois["lat"]):
+        node, dist = _nearest(graph, candidates, np.asarray(pois["lat"]), np.asarray(pois["lon"]))
+        near = dist <= max_poi_m
+        for n_i, name in zip(node[near].tolist(), np.asarray(pois["name"])[near].tolist()):
+            names.setdefault(n_i, name)
+    named = np.array(sorted(names), dtype=np.int64)
+    if len(named) > n_places:
+        named = rng.choice(named, size=n_places, replace=False)
+    rest = np.setdiff1d(candidates, named)
+    extra = rng.choice(rest, size=min(max(n_places - len(named), 0), len(rest)), replace=False)
+    places = np.sort(np.concatenate([named, extra]).astype(np.int64))
+    if len(places) < 2:
+        places = np.sort(rng.choice(candidates, size=2, replace=False))
+    place_names = np.array([names.get(int(p), f"node {graph.osm_id[p]}") for p in places], dtype=object)
     _, pred = dijkstra(matrix, directed=True, indices=places, return_predecessors=True)
     degree = np.bincount(np.concatenate([graph.seg_u, graph.seg_v]), minlength=graph.n_nodes)
     tail = np.repeat(np.arange(graph.n_nodes, dtype=np.int64), np.diff(graph.indptr))
-    return Network(graph=graph, places=places, pred=pred.astype(np.int32), seg_speed_ms=segment_speeds_ms(graph),
-                   degree=degree, _edge_key=tail * graph.n_nodes + graph.indices)
+    return Network(graph=graph, places=places, place_names=place_names, pred=pred.astype(np.int32),
+                   seg_speed_ms=segment_speeds_ms(graph), degree=degree, _edge_key=tail * graph.n_nodes + graph.indices)
+
+
+def _nearest(graph: RoadGraph, nodes: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest of ``nodes`` to each point and its distance (m, local flat approximation), in blocks so
+    the distance matrix stays small."""
+    lat0 = np.radians(np.mean(graph.lat[nodes]))
+    nx = np.radians(graph.lon[nodes]) * np.cos(lat0) * 6_371_008.8
+    ny = np.radians(graph.lat[nodes]) * 6_371_008.8
+    px = np.radians(lon) * np.cos(lat0) * 6_371_008.8
+    py = np.radians(lat) * 6_371_008.8
+    best = np.empty(len(lat), dtype=np.int64)
+    dist = np.empty(len(lat))
+    for i in range(0, len(lat), 512):
+        d2 = (px[i:i + 512, None] - nx[None, :]) ** 2 + (py[i:i + 512, None] - ny[None, :]) ** 2
+        j = d2.argmin(axis=1)
+        best[i:i + 512] = nodes[j]
+        dist[i:i + 512] = np.sqrt(d2[np.arange(len(j)), j])
+    return best, dist

@@ -268,3 +268,26 @@ def test_ordinary_driving_stays_below_the_harsh_thresholds(network):
         fleet_model.step(f, 1.0, rng, now_s=t + 1.0)
         worst = max(worst, np.abs(f.accel[driving]).max(initial=0.0))
     assert 2.0 < worst < 0.3 * fleet_model.G
+
+
+def test_places_are_the_maps_points_of_interest(graph, tmp_path):
+    from simulators.places import read_pois
+
+    pois = read_pois(bundled_pbf(), cache_dir=tmp_path)
+    assert len(pois["lat"]) > 500 and "Pääposti" in set(pois["name"])  # Helsinki's main post office
+    net = prepare(graph, n_places=100, seed=1, pois=pois)
+    assert net.n_places == 100 and not any(n.startswith("node ") for n in net.place_names)
+    # Each place is the usable node nearest to its point of interest, within 150 m of it.
+    by_name = {}
+    for la, lo, name in zip(pois["lat"], pois["lon"], pois["name"]):
+        by_name.setdefault(name, []).append((la, lo))
+    for node, name in zip(net.places[:20], net.place_names[:20]):
+        d = min(geodesic_m(graph.lat[node], graph.lon[node], la, lo) for la, lo in by_name[name])
+        assert d <= 150.0
+    again = read_pois(bundled_pbf(), cache_dir=tmp_path)  # from the cache
+    assert np.array_equal(again["lat"], pois["lat"]) and list(again["name"]) == list(pois["name"])
+    city = City(CityConfig(cars=10, pets=0, homes=0, seed=1), net, start_ms=START_MS)
+    run(city, 5)
+    events, _ = city.drain_truth()
+    starts = [e for e in events if e["type"] == "trip_start"]
+    assert starts and all(e["to_name"] in set(net.place_names) for e in starts)
