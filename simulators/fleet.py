@@ -15,7 +15,7 @@ brakes in time at its comfortable deceleration ``b``. Traffic lights: each junct
 red with probability ``red_p`` (0.12) for 5–35 s; a car stops at the vertex and waits. Random traffic stops
 (queues): ``jam_rate_per_h`` per driving hour, 10–60 s at rest. Drivers differ by ``roughness`` in
 [0, 1]: acceleration, braking, speed and the rate of injected harsh events (brake, acceleration,
-cornering) all grow with it. A crash (``crash_rate_per_h`` per driving hour) is a 2.5–6 g spike on the
+cornering) all grow with it. A crash (``crash_rate_per_h`` per driving hour) is a 2.6–6 g spike on the
 accelerometer; the car stops where it is, ignition off a minute later.
 """
 
@@ -324,7 +324,7 @@ def step(f: Fleet, dt_s: float, rng: np.random.Generator, *, now_s: float) -> tu
 
     # Crashes: a spike of 2.5-6 g on the accelerometer, the car stops where it is.
     crash = driving & (f.v > 5.0) & (u[:, 5] < f.crash_rate_per_h * dt_s / 3600.0)
-    mag = 2.5 + 3.5 * rng.random(n)
+    mag = 2.6 + 3.4 * rng.random(n)  # above 2.5 g even after sensor noise and rounding
     f.accel = np.where(crash, -mag * G, f.accel)
     f.lateral = np.where(crash, rng.uniform(-1.0, 1.0, n) * G, f.lateral)
     f.phase[crash], f.v[crash], f.wait_s[crash] = CRASHED, 0.0, CRASH_IGNITION_OFF_S
