@@ -1,7 +1,7 @@
 """Home kits (pure, vectorised over all kits, seeded). Units: s, %, local seconds of the day.
 
 Each kit arms when its household leaves in the morning (07:00–09:30 local) and disarms when they come
-back (15:30–19:00); half the households also arm for the night (22:30–00:30) and disarm at 06:00–07:30.
+back (15:30–19:00); half the households also arm for the night (22:30–00:30) and disarm at 06:00–07:00.
 Rare events per kit-hour: a water leak (``water_rate_per_h``; restored 10–60 min later), smoke
 (``smoke_rate_per_h``; cleared after 2–10 min) and, only while armed, an intrusion (``motion`` from the
 hall sensor at ``intrusion_rate_per_h`` of armed time) — motion while someone is home is not reported.
@@ -54,7 +54,8 @@ def new_homes(lat: np.ndarray, lon: np.ndarray, rng: np.random.Generator, *, loc
         lat=np.asarray(lat, float), lon=np.asarray(lon, float), armed=np.zeros(n, bool),
         leave_s=rng.uniform(7 * 3600, 9.5 * 3600, n), return_s=rng.uniform(15.5 * 3600, 19 * 3600, n),
         night=rng.random(n) < 0.5, night_arm_s=rng.uniform(22.5 * 3600, 24.5 * 3600, n) % DAY_S,
-        night_disarm_s=rng.uniform(6 * 3600, 7.5 * 3600, n), battery=rng.uniform(60, 100, n),
+        night_disarm_s=rng.uniform(6 * 3600, 7 * 3600, n),  # before anyone leaves (07:00 at the earliest)
+        battery=rng.uniform(60, 100, n),
         drain=rng.uniform(0.05, 0.2, n) / DAY_S, low_sent=np.zeros(n, bool), mains=np.ones(n, bool),
         cut_at_s=np.full(n, np.inf), restore_at_s=np.full(n, np.inf), water_until_s=np.full(n, np.nan),
         smoke_until_s=np.full(n, np.nan), **rates,
