@@ -42,7 +42,13 @@ def small_city(tmp_path: Path, *, duration_s: int, **overrides) -> City:
 async def test_every_protocol_lands_in_its_table_exactly(mqtt_url, database_url, runtime_factory, tmp_path):
     runtime = await runtime_factory(make_settings(mqtt_url, database_url))
     city = small_city(tmp_path, duration_s=120)
-    await provision(runtime.db, city, own=[])
+    await provision(runtime.db, city, own=[], first_owner="demo-customer")
+    owners = dict(await fetch(runtime.db, "SELECT device_id, owner FROM devices"))
+    assert len(owners) == len(city.devices) == 54
+    for first in (city.car0, city.pet0, city.home0):
+        assert owners[city.devices[first].device_id] == "demo-customer"
+    for kind, first in (("car", city.car0), ("pet", city.pet0), ("home", city.home0)):
+        assert owners[city.devices[first + 3].device_id] == "city-customer-00003", kind
     final = await run_city(mqtt_url, city, duration_s=120, speedup=0, truth_dir=tmp_path / "truth")
     c = city.counts
     assert final.sim_s == 120 and final.messages == sum(v for k, v in c.items() if k != "home_events")
