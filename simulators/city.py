@@ -2,7 +2,7 @@
 :meth:`City.tick`, which returns the MQTT messages of that second (pure: no I/O, no clock reads).
 
 Cars (:mod:`simulators.fleet`) report at their device's interval (1–30 s), at once on a harsh event, a
-crash or an ignition change, and every :data:`PARKED_REPORT_S` while parked. Most send the Vigil car
+crash or an ignition change, and every :data:`PARKED_REPORT_S` (60 s) while parked. Most send the Vigil car
 JSON, ``teltonika_share`` send Teltonika Codec 8E on ``car/avl``, ``phone_share`` are phones running
 OwnTracks. Pets (:mod:`simulators.pets`) live at homes near the road network and report every 15–60 s;
 home kits (:mod:`simulators.homes`) send heartbeats and their events. Every fix sent and every true
@@ -25,7 +25,7 @@ from simulators.cars import fixes_from_sample
 from simulators.network import Network
 
 G = 9.80665
-PARKED_REPORT_S = 300
+PARKED_REPORT_S = 60  # a trip closes once its stop is seen to last 180 s (trips/config.py)
 CAR_INTERVALS_S = (1, 2, 5, 10, 15, 30)
 CAR_INTERVAL_P = (0.1, 0.15, 0.25, 0.25, 0.15, 0.1)
 PET_INTERVALS_S = (15, 30, 60)

@@ -53,7 +53,11 @@ def start_ms_for(duration_s: int | None, speedup: float) -> int:
     return now - duration_s * 1000
 
 
-async def simulate_city(run: CityRun, network: Network, *, print_fn: Callable[[str], None] = print,
+def _print(line: str) -> None:
+    print(line, flush=True)  # progress must show at once, also when stdout is a file
+
+
+async def simulate_city(run: CityRun, network: Network, *, print_fn: Callable[[str], None] = _print,
                         stop: asyncio.Event | None = None) -> Progress:
     """Build the city, provision it (when ``run.db`` is given), and publish until the duration ends or
     ``stop`` is set; prints a progress line every 10 s of wall-clock time."""

@@ -123,6 +123,9 @@ async def _run_until_stopped(runtime, stop: asyncio.Event, extra: list[asyncio.T
     crashed = asyncio.create_task(runtime.wait())
     await asyncio.wait([stopper, crashed, *extra], return_when=asyncio.FIRST_COMPLETED)
     print("\nstopping…", flush=True)
+    if extra and stop.is_set():
+        # Simulators watch `stop` too: let them close their MQTT connections before the broker goes.
+        await asyncio.wait(extra, timeout=5)
     for task in (stopper, crashed, *extra):
         task.cancel()
     await asyncio.gather(stopper, crashed, *extra, return_exceptions=True)
