@@ -291,3 +291,35 @@ def test_places_are_the_maps_points_of_interest(graph, tmp_path):
     events, _ = city.drain_truth()
     starts = [e for e in events if e["type"] == "trip_start"]
     assert starts and all(e["to_name"] in set(net.place_names) for e in starts)
+
+
+def test_the_trip_core_finds_the_true_trips_and_crashes(busy_city):
+    """The platform's own trip core, fed the JSON cars' fixes, finds about the trips the truth lists and
+    every crash at its moment."""
+    from trips import CRASH, TripConfig, process_all
+    from vigil.batch import FixBatch
+
+    city, messages, out = busy_city
+    rows = []
+    for d, topic, payload in messages:
+        if topic.endswith("/fix"):
+            f = msgspec.json.decode(payload)["fixes"][0]
+            rows.append((d, f["ts"], f["lat"], f["lon"], f["speed_kmh"], f["heading_deg"], f["accuracy_m"],
+                         int(f["ignition"]), *f["accel_g"]))
+    a = np.array(rows)
+    a = a[np.lexsort((a[:, 1], a[:, 0]))]
+    n = len(a)
+    batch = FixBatch(device=a[:, 0].astype(np.int64), ts_ms=a[:, 1].astype(np.int64), lat=a[:, 2], lon=a[:, 3],
+                     speed_kmh=a[:, 4], heading_deg=a[:, 5], accuracy_m=a[:, 6], ignition=a[:, 7].astype(np.int8),
+                     accel_x=a[:, 8], accel_y=a[:, 9], accel_z=a[:, 10], seq=np.zeros(n, np.int64),
+                     received_ms=a[:, 1].astype(np.int64))
+    result = process_all(batch, TripConfig())
+    json_cars = {city.devices[d].device_id for d in np.unique(batch.device)}
+    events = [e for e in read_events(out) if e["device"] in json_cars]
+    started = sum(e["type"] == "trip_start" for e in events)
+    # Trips shorter than the core's 200 m / 60 s minimum, or still parked-then-crashed, may be missed.
+    assert abs(len(result.trips) - started) <= 0.15 * started, (len(result.trips), started)
+    index = {dev.device_id: i for i, dev in enumerate(city.devices)}
+    crashes = sorted((index[e["device"]], e["ts_ms"]) for e in events if e["type"] == "crash")
+    found = result.events.take(result.events.kind == CRASH)
+    assert crashes and sorted(zip(found.device.tolist(), found.ts_ms.tolist())) == crashes
