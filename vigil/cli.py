@@ -228,8 +228,11 @@ async def _demo_city(settings: Settings, args) -> int:
     runtime = Runtime(settings)
     await runtime.start()
     try:
-        config = CityConfig(cars=200 if args.cars is None else args.cars, pets=args.city_pets, homes=args.city_homes,
-                            seed=args.seed, prefix="demo-")
+        try:
+            config = CityConfig(cars=200 if args.cars is None else args.cars, pets=args.city_pets,
+                                homes=args.city_homes, seed=args.seed, prefix="demo-")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         network = city_network(settings.osm_pbf, cache_dir=settings.data_dir / "roads", seed=args.seed,
                                places=config.places)
         user, password = await runtime.issue_simulator_account() or (None, None)
@@ -265,12 +268,11 @@ async def _simulate_city(settings: Settings, args) -> int:
         raise ConfigError(str(exc)) from exc
     network = city_network(settings.osm_pbf, cache_dir=settings.data_dir / "roads", seed=args.city_seed,
                            places=config.places)
-    truth_dir = args.city_truth_dir or settings.data_dir / "simulation"
     run = CityRun(config=config, mqtt_url=settings.mqtt_url or "mqtt://127.0.0.1:1883",
                   duration_s=args.city_duration, speedup=args.city_speedup, own_credentials=args.city_own,
-                  truth_dir=truth_dir, username=settings.mqtt_username, password=settings.mqtt_password)
+                  truth_dir=Path(args.city_truth_dir or settings.data_dir / "simulation"),
+                  username=settings.mqtt_username, password=settings.mqtt_password)
     stop = _stop_event()
-    run.truth_dir = Path(truth_dir)
     if args.city_provision:
         from ingest import mqtt_auth
 
