@@ -4,8 +4,9 @@ speeds of a path (pure: arrays in, arrays out; the graph comes from :mod:`roads`
 *Places* are graph nodes of the largest strongly connected part of the street-level driving graph
 (tunnels left out), so every place can reach every other one (one-way streets and dead ends cut off the
 rest): the nodes nearest to the map's points of interest (shops, cafés, car parks; see
-:mod:`simulators.places`), and random ones when those are too few. One ``scipy`` Dijkstra per place gives a shortest-path tree; a trip from place ``a`` to ``b`` follows the
-tree of ``a`` back from ``b``. Paths are cached per (a, b) pair.
+:mod:`simulators.places`), and random ones when those are too few. One ``scipy`` Dijkstra per place
+gives a shortest-path tree; a trip from place ``a`` to ``b`` follows the tree of ``a`` back from ``b``.
+Paths are cached per (a, b) pair.
 
 Speeds (m/s inside): a segment's limit is its ``maxspeed`` tag, else :data:`CLASS_SPEED_KMH` by highway
 class. A vertex caps the speed by the turn it makes (:data:`TURN_CAP`) and by being a junction (at least
