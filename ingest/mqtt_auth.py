@@ -11,8 +11,8 @@ The ACL gives rights by role, with ``pattern`` lines (they apply to every user, 
 * a device publishes only under ``vigil/v1/+/<its id>/+`` (and OwnTracks ``owntracks/<its id>/+``) and
   reads only its command topic ``vigil/v1/+/<its id>/cmd``;
 * a gateway reads ``vigil/v1/#`` and ``owntracks/#`` (``$share/<group>/...`` subscriptions included);
-* a simulator (load generator, demo) writes ``vigil/v1/#``: it can speak for any device, so never issue
-  one on a broker that carries real customers' devices.
+* a simulator (load generator, demo) writes ``vigil/v1/#`` and ``owntracks/#``: it can speak for any
+  device, so never issue one on a broker that carries real customers' devices.
 
 The pure parts (hashing, rendering) are tested without a network; the async functions take a
 :class:`storage.Database`.
@@ -121,7 +121,7 @@ def render_acl(gateway_users: Iterable[str], simulator_users: Iterable[str]) -> 
     for username in gateway_users:
         out += [f"\nuser {check_username(username)}\n", "topic read vigil/v1/#\n", "topic read owntracks/#\n"]
     for username in simulator_users:
-        out += [f"\nuser {check_username(username)}\n", "topic write vigil/v1/#\n"]
+        out += [f"\nuser {check_username(username)}\n", "topic write vigil/v1/#\n", "topic write owntracks/#\n"]
     return "".join(out)
 
 

@@ -103,6 +103,7 @@ def test_render_files():
         "topic read owntracks/#",
         "user sim",
         "topic write vigil/v1/#",
+        "topic write owntracks/#",
     ]
     conf = mqtt_auth.mosquitto_auth_conf(Path("/etc/vigil/passwd"), Path("/etc/vigil/acl"))
     assert conf == "allow_anonymous false\npassword_file /etc/vigil/passwd\nacl_file /etc/vigil/acl\n"

@@ -99,8 +99,11 @@ class EmbeddedBroker:
         )
         self._auth = bool(auth_conf)
         log_file = open(workdir / "mosquitto.log", "ab")
+        # A session of its own: Ctrl-C (sent to the terminal's whole process group) must not stop the broker
+        # before vigil's orderly shutdown has let the gateway and the simulators disconnect; vigil stops it.
         self._proc = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+            [binary, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
+            start_new_session=True,
         )
         log_file.close()
         self.kind = "mosquitto"

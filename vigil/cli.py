@@ -10,6 +10,7 @@ import signal
 import sys
 import warnings
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from vigil import accounts_cli
 from vigil.broker import die_with_parent
@@ -24,12 +25,27 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run broker, database, gateway, storage writer and API until Ctrl-C")
     demo = sub.add_parser("demo", help="`up` plus simulated cars; prints the URLs to open")
-    demo.add_argument("--cars", type=int, default=50)
+    demo.add_argument("--cars", type=int, default=None, help="default 200 (city) or 50 (cars)")
     demo.add_argument("--interval", type=float, default=1.0, help="seconds between a car's fixes")
     demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--scenario", choices=("city", "cars"), default="city",
+                      help="city: cars on the road graph, pets and home kits; cars: the straight-leg cars")
+    _city_arguments(demo, cars=None)
 
     sim = sub.add_parser("simulate", help="publish simulated devices over MQTT")
-    sim_sub = sim.add_subparsers(dest="what", required=True)
+    sim.add_argument("--scenario", choices=("city",), default=None,
+                     help="city: cars on the road graph, pets and home kits (see docs/simulators.md)")
+    _city_arguments(sim, cars=200)
+    sim.add_argument("--seed", dest="city_seed", type=int, default=1, help="city: same seed, same city")
+    sim.add_argument("--duration", dest="city_duration", type=int, default=None,
+                     help="simulated seconds to run (default: until Ctrl-C)")
+    sim.add_argument("--speedup", dest="city_speedup", type=float, default=1.0,
+                     help="simulated seconds per second (0: as fast as possible); needs --duration unless 1")
+    sim.add_argument("--truth-dir", dest="city_truth_dir", default=None,
+                     help="write the ground truth here (default: <data dir>/simulation)")
+    sim.add_argument("--no-provision", dest="city_provision", action="store_false",
+                     help="do not register the devices (they must exist already)")
+    sim_sub = sim.add_subparsers(dest="what", required=False)
     cars = sim_sub.add_parser("cars", help="plausible moving cars (straight legs, accelerations, stops)")
     cars.add_argument("--count", type=int, default=10, help="number of cars")
     cars.add_argument("--rate", type=float, default=1.0, help="fixes per second per car")
@@ -62,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
                         "VIGIL_CERTIFICATE_KEY_DIR or <data dir>/certificate-keys")
     certs_sub.add_parser("rotate-key", help="make a new active signing key; older public keys keep verifying")
     return p
+
+
+def _city_arguments(p: argparse.ArgumentParser, *, cars: int | None) -> None:
+    if cars is not None:
+        p.add_argument("--cars", dest="cars", type=int, default=cars, help="city: number of cars")
+    p.add_argument("--pets", dest="city_pets", type=int, default=50, help="city: number of pet trackers")
+    p.add_argument("--homes", dest="city_homes", type=int, default=50, help="city: number of home kits")
+    p.add_argument("--own-credentials", dest="city_own", type=int, default=100,
+                   help="city: devices that log in with their own MQTT password (the rest share the simulator account)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,6 +128,9 @@ async def _run_until_stopped(runtime, stop: asyncio.Event, extra: list[asyncio.T
     crashed = asyncio.create_task(runtime.wait())
     await asyncio.wait([stopper, crashed, *extra], return_when=asyncio.FIRST_COMPLETED)
     print("\nstopping…", flush=True)
+    if extra and stop.is_set():
+        # Simulators watch `stop` too: let them close their MQTT connections before the broker goes.
+        await asyncio.wait(extra, timeout=5)
     for task in (stopper, crashed, *extra):
         task.cancel()
     await asyncio.gather(stopper, crashed, *extra, return_exceptions=True)
@@ -167,6 +195,8 @@ async def _supervise(settings: Settings, workers: int) -> int:
 
 
 async def _demo(settings: Settings, args) -> int:
+    if args.scenario == "city":
+        return await _demo_city(settings, args)
     from simulators.publisher import run_cars
     from storage import devices
     from vigil.runtime import Runtime
@@ -174,7 +204,7 @@ async def _demo(settings: Settings, args) -> int:
     stop = _stop_event()
     runtime = Runtime(settings)
     await runtime.start()
-    ids = [f"demo-car-{i:04d}" for i in range(1, args.cars + 1)]
+    ids = [f"demo-car-{i:04d}" for i in range(1, (args.cars or 50) + 1)]
     await devices.provision(runtime.db, ids, kind="car", owner="demo-customer", timezone="Europe/Helsinki")
     user, password = await runtime.issue_simulator_account() or (None, None)
     logins = await accounts_cli.demo_logins(runtime.db, customer_id="demo-customer")
@@ -200,6 +230,79 @@ async def _demo(settings: Settings, args) -> int:
     print(f"       curl -H \"Authorization: Bearer $TOKEN\" {url}/v1/vehicles")
     print("Ctrl-C stops everything.", flush=True)
     await _run_until_stopped(runtime, stop, [sim])
+    return 0
+
+
+async def _demo_city(settings: Settings, args) -> int:
+    from simulators.city import CityConfig
+    from simulators.city_run import CityRun, city_network, simulate_city
+    from vigil.runtime import Runtime
+
+    stop = _stop_event()
+    runtime = Runtime(settings)
+    await runtime.start()
+    try:
+        try:
+            config = CityConfig(cars=200 if args.cars is None else args.cars, pets=args.city_pets,
+                                homes=args.city_homes, seed=args.seed, prefix="demo-")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        network = city_network(settings.osm_pbf, cache_dir=settings.data_dir / "roads", seed=args.seed,
+                               places=config.places)
+        user, password = await runtime.issue_simulator_account() or (None, None)
+        run = CityRun(config=config, mqtt_url=runtime.mqtt_url, own_credentials=args.city_own,
+                      truth_dir=settings.data_dir / "simulation", first_owner="demo-customer", username=user,
+                      password=password, db=runtime.db)
+    except BaseException:
+        await runtime.stop()
+        raise
+    sim = asyncio.create_task(simulate_city(run, network, stop=stop))
+    _banner(runtime)
+    url = runtime.http_url
+    print(f"\nA simulated city is running on the streets of {network.graph.n_segments} road segments:"
+          f" {config.cars} cars, {config.pets} pets, {config.homes} home kits; customer demo-customer owns"
+          " the first car, pet and home kit. Open:")
+    print(f"  {url}/v1/vehicles                          every car with its last position")
+    print(f"  {url}/docs                                 the API")
+    print(f"  {url}/healthz                              storage mode and rejected messages")
+    print(f"Ground truth: {run.truth_dir}. Ctrl-C stops everything.", flush=True)
+    await _run_until_stopped(runtime, stop, [sim])
+    return 0
+
+
+async def _simulate_city(settings: Settings, args) -> int:
+    from simulators.city import CityConfig
+    from simulators.city_run import CityRun, city_network, simulate_city
+
+    if args.city_duration is None and args.city_speedup != 1.0:
+        raise ConfigError("--speedup other than 1 needs --duration (the stamps are placed so the run ends now)")
+    try:
+        config = CityConfig(cars=args.cars, pets=args.city_pets, homes=args.city_homes, seed=args.city_seed)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    network = city_network(settings.osm_pbf, cache_dir=settings.data_dir / "roads", seed=args.city_seed,
+                           places=config.places)
+    run = CityRun(config=config, mqtt_url=settings.mqtt_url or "mqtt://127.0.0.1:1883",
+                  duration_s=args.city_duration, speedup=args.city_speedup, own_credentials=args.city_own,
+                  truth_dir=Path(args.city_truth_dir or settings.data_dir / "simulation"),
+                  username=settings.mqtt_username, password=settings.mqtt_password)
+    stop = _stop_event()
+    if args.city_provision:
+        from ingest import mqtt_auth
+
+        async with _database(settings) as db:
+            if run.username is None:
+                # As `simulate cars --provision`: the broker of `vigil up` admits only known accounts.
+                run.username = "vigil-simulator"
+                run.password = await mqtt_auth.issue_account(db, "vigil-simulator", "simulator")
+            run.db = db
+            final = await simulate_city(run, network, stop=stop)
+    else:
+        run.own_credentials = 0
+        final = await simulate_city(run, network, stop=stop)
+    print(f"done: {final.messages} messages, {final.expected_rows['fixes']} fixes and "
+          f"{final.expected_rows['device_events']} device events in {final.sim_s} simulated s; "
+          f"ground truth in {run.truth_dir}")
     return 0
 
 
@@ -252,6 +355,11 @@ async def _accounts(settings: Settings, args) -> int:
 
 
 async def _simulate(settings: Settings, args) -> int:
+    if args.what is None:
+        if args.scenario != "city":
+            raise ConfigError("name what to simulate: `vigil simulate cars …` or "
+                              "`vigil simulate --scenario city …`")
+        return await _simulate_city(settings, args)
     from simulators.publisher import run_cars
 
     if args.rate <= 0:
