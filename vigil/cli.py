@@ -253,6 +253,7 @@ async def _demo_city(settings: Settings, args) -> int:
         run = CityRun(config=config, mqtt_url=runtime.mqtt_url, own_credentials=args.city_own,
                       truth_dir=settings.data_dir / "simulation", first_owner="demo-customer", username=user,
                       password=password, db=runtime.db)
+        logins = await accounts_cli.demo_logins(runtime.db, customer_id="demo-customer")
     except BaseException:
         await runtime.stop()
         raise
@@ -262,9 +263,14 @@ async def _demo_city(settings: Settings, args) -> int:
     print(f"\nA simulated city is running on the streets of {network.graph.n_segments} road segments:"
           f" {config.cars} cars, {config.pets} pets, {config.homes} home kits; customer demo-customer owns"
           " the first car, pet and home kit. Open:")
+    print(f"  {url}/app                                  the customer app (log in as demo)")
+    print(f"  {url}/console                              the assistance-centre console (log in as operator)")
     print(f"  {url}/v1/vehicles                          every car with its last position")
     print(f"  {url}/docs                                 the API")
     print(f"  {url}/healthz                              storage mode and rejected messages")
+    print("Logins for the pages and the API (new passwords each run; /docs → Authorize):")
+    for name, secret, role in logins:
+        print(f"  {name:10} {secret}   {role}")
     print(f"Ground truth: {run.truth_dir}. Ctrl-C stops everything.", flush=True)
     await _run_until_stopped(runtime, stop, [sim])
     return 0

@@ -50,7 +50,7 @@ async function loadCars() {
   const list = $("cars");
   list.replaceChildren();
   for (const car of cars) {
-    L.circleMarker([car.lat, car.lon], { radius: 9, color: "#14324f", fillColor: "#f0b400", fillOpacity: 1, weight: 3 })
+    car.marker = L.circleMarker([car.lat, car.lon], { radius: 9, color: "#14324f", fillColor: "#f0b400", fillOpacity: 1, weight: 3 })
       // names stay on the map for a few cars; with a whole fleet they show on hover / focus
       .bindTooltip(`${car.device_id} · fix ${age(car.age_s)} ago`, { permanent: cars.length <= 12, direction: "top", offset: [0, -8] })
       .addTo(layers.cars);
@@ -77,7 +77,9 @@ function renderAges() {
   const now = Date.now();
   for (const span of document.querySelectorAll(".car-age")) {
     const car = cars.find((c) => c.device_id === span.dataset.car);
-    if (car) span.textContent = age(car.age_s + (now - car.fetched) / 1000);
+    if (!car) continue;
+    span.textContent = age(car.age_s + (now - car.fetched) / 1000);
+    car.marker.setTooltipContent(`${car.device_id} · fix ${span.textContent} ago`);
   }
 }
 
