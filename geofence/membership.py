@@ -164,22 +164,34 @@ def inside(fs: FenceSet, lat, lon, margin_m=0.0) -> tuple[np.ndarray, np.ndarray
     return fix, fence
 
 
-def segment_hits(fs: FenceSet, fence, ea, na, eb, nb) -> np.ndarray:
-    """Per pair: does the straight segment a→b (frame metres of ``fence``) meet the fence?"""
-    hit = np.zeros(len(fence), bool)
+def segment_reaches(fs: FenceSet, fence, ea, na, eb, nb) -> np.ndarray:
+    """Per pair: may the segment a→b (frame metres of ``fence``) meet the fence? Exact for circles (closest
+    approach to the centre within the radius), the segment's box meeting the frame box for polygons."""
+    ok = np.empty(len(fence), bool)
     circ = fs.kind[fence] == CIRCLE
-    if circ.any():
-        c = np.flatnonzero(circ)
+    c = np.flatnonzero(circ)
+    if len(c):
         dx, dy = eb[c] - ea[c], nb[c] - na[c]
         len2 = dx * dx + dy * dy
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.clip(np.where(len2 > 0, -(ea[c] * dx + na[c] * dy) / len2, 0.0), 0.0, 1.0)
-        hit[c] = np.hypot(ea[c] + t * dx, na[c] + t * dy) <= fs.radius_m[fence[c]]
+        ok[c] = np.hypot(ea[c] + t * dx, na[c] + t * dy) <= fs.radius_m[fence[c]]
     p = np.flatnonzero(~circ)
     if len(p):
         box = fs.frame_box[fence[p]]
-        p = p[(np.maximum(ea[p], eb[p]) >= box[:, 0]) & (np.minimum(ea[p], eb[p]) <= box[:, 2])
-              & (np.maximum(na[p], nb[p]) >= box[:, 1]) & (np.minimum(na[p], nb[p]) <= box[:, 3])]
+        ok[p] = ((np.maximum(ea[p], eb[p]) >= box[:, 0]) & (np.minimum(ea[p], eb[p]) <= box[:, 2])
+                 & (np.maximum(na[p], nb[p]) >= box[:, 1]) & (np.minimum(na[p], nb[p]) <= box[:, 3]))
+    return ok
+
+
+def segment_hits(fs: FenceSet, fence, ea, na, eb, nb, reached: bool = False) -> np.ndarray:
+    """Per pair: does the straight segment a→b (frame metres of ``fence``) meet the fence?
+
+    ``reached=True``: every pair already passed :func:`segment_reaches`, so only polygons need more work.
+    """
+    hit = np.ones(len(fence), bool) if reached else segment_reaches(fs, fence, ea, na, eb, nb)
+    p = np.flatnonzero(hit & (fs.kind[fence] != CIRCLE))
+    if len(p):
         coords = np.stack([np.column_stack([ea[p], na[p]]), np.column_stack([eb[p], nb[p]])], axis=1)
         hit[p] = shapely.intersects(shapely.linestrings(coords), fs.shape[fence[p]])
     return hit

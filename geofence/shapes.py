@@ -28,6 +28,7 @@ from vigil.errors import RejectedInput
 
 M_PER_DEG_LAT = 110_574.0   # the smallest metres per degree of latitude (equator), so boxes err large
 M_PER_DEG_LON = 111_320.0   # metres per degree of longitude at the equator
+SEG_HALF_M = 200.0          # segments up to this half extent (m per axis) ask ``seg_grid``: 40 m/s for 10 s
 CIRCLE, POLYGON = 0, 1
 
 
@@ -166,6 +167,8 @@ class FenceSet:
     tree: shapely.STRtree
     tree_fence: np.ndarray      # int64: fence index of each tree box
     grid: GridIndex             # over boxes grown by pad_m
+    seg_pad: np.ndarray         # float (n, 2): lat, lon half extents (deg) the seg_grid boxes are grown by
+    seg_grid: GridIndex         # over boxes grown by seg_pad: a segment's midpoint finds every box its box meets
 
     def __len__(self) -> int:
         return len(self.fences)
@@ -234,6 +237,15 @@ class FenceSet:
             np.abs(grown_lat).max(axis=1) if n else np.zeros(0), 89.9)))
         gboxes, gowner = lonlat_boxes(grown_lat[:, 0], grown_lat[:, 1], box_lon[:, 0], grown_half)
         g_lo = np.asarray(shapely.bounds(gboxes)).reshape(-1, 4)
+        # Segment boxes of half extent up to SEG_HALF_M (see segment_half_fits) meet a box only if their
+        # midpoint is in the box grown by seg_pad; longitude degrees taken at the box's highest latitude.
+        worst = np.minimum(np.abs(box_lat).max(axis=1) if n else np.zeros(0), 90.0)
+        with np.errstate(divide="ignore"):
+            seg_lon = np.where(worst >= 89.9, 180.0, SEG_HALF_M / (M_PER_DEG_LON * np.cos(np.radians(worst))))
+        seg_pad = np.column_stack([np.full(n, SEG_HALF_M / M_PER_DEG_LAT), seg_lon]).reshape(n, 2)
+        sboxes, sowner = lonlat_boxes(box_lat[:, 0] - seg_pad[:, 0], box_lat[:, 1] + seg_pad[:, 0], box_lon[:, 0],
+                                      np.minimum(box_lon[:, 1] + seg_pad[:, 1], 180.0))
+        s_lo = np.asarray(shapely.bounds(sboxes)).reshape(-1, 4)
         frame_box = np.full((n, 4), np.nan)
         poly = kind == POLYGON
         inner_cap = radius / 2
@@ -263,7 +275,20 @@ class FenceSet:
             grown_box=np.column_stack([grown_lat, box_lon[:, 0], np.minimum(grown_half, 180.0)]).reshape(n, 4),
             tree=shapely.STRtree(boxes), tree_fence=owner,
             grid=GridIndex.build(g_lo[:, 1], g_lo[:, 3], g_lo[:, 0], g_lo[:, 2], gowner),
+            seg_pad=seg_pad, seg_grid=GridIndex.build(s_lo[:, 1], s_lo[:, 3], s_lo[:, 0], s_lo[:, 2], sowner),
         )
+
+
+def segment_half_fits(lat_lo, lat_hi, half_lat, half_lon) -> np.ndarray:
+    """Per segment box (deg: lat range, half extents): small enough for ``FenceSet.seg_grid``?
+
+    Any box it meets reaches its latitude range, where a degree of longitude is at least as long as at the
+    box's highest latitude, so ``half_lon`` within SEG_HALF_M there is within that box's ``seg_pad``.
+    """
+    near_eq = np.where((lat_lo <= 0) & (lat_hi >= 0), 0.0, np.minimum(np.abs(lat_lo), np.abs(lat_hi)))
+    limit = 0.999 * SEG_HALF_M
+    return ((half_lat * M_PER_DEG_LAT <= limit)
+            & (half_lon * M_PER_DEG_LON * np.cos(np.radians(np.minimum(near_eq, 90.0))) <= limit))
 
 
 def _half_lon(radius_m: float, lat_range) -> float:

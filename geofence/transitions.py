@@ -27,9 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from geofence.confirm import BAND, HOLD, IN, OUT, UNKNOWN, confirm
-from geofence.frames import ecef
-from geofence.membership import candidates, in_grown_box, pair_distance, segment_crosses, segment_hits, sides
-from geofence.shapes import FenceSet, wrap_lon
+from geofence.frames import east_north, ecef
+from geofence.membership import (candidates, candidates_box, in_grown_box, pair_distance, segment_hits,
+                                 segment_reaches)
+from geofence.shapes import FenceSet, segment_half_fits, wrap_lon
 from geofence.state import CROSS, ENTER, EXIT, KIND_NAMES, Events, GeofenceState, _events
 from vigil.errors import RejectedInput
 
@@ -218,11 +219,37 @@ def _margin(fs: FenceSet, fence, acc) -> np.ndarray:
     return np.where(fs.af_on[fence], np.maximum(np.nan_to_num(acc, nan=0.0), fs.hysteresis_m[fence]), 0.0)
 
 
-def _clear_outside(fs: FenceSet, fence, xyz, acc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(beyond the margin?, east, north) per pair."""
+def _clear_outside(fs: FenceSet, fence, xyz, acc) -> np.ndarray:
+    """Per pair: is the point beyond the anti-flap margin outside the fence?"""
     margin = _margin(fs, fence, acc)
-    d, _, east, north = pair_distance(fs, fence, xyz, margin, np.full(len(fence), np.inf))
-    return d > margin, east, north
+    return pair_distance(fs, fence, xyz, margin, np.full(len(fence), np.inf))[0] > margin
+
+
+def _segment_candidates(fs: FenceSet, lat_lo, lat_hi, lon_c, half) -> tuple[np.ndarray, np.ndarray]:
+    """(segment, fence index) pairs, unique, whose boxes meet: segment boxes in degrees (lat range, lon centre
+    ± half). Short segments look up their midpoint in ``seg_grid``; longer ones query the grid by box, and
+    the longest the STRtree."""
+    short = segment_half_fits(lat_lo, lat_hi, (lat_hi - lat_lo) / 2, half)
+    s = np.flatnonzero(short)
+    q, f = fs.seg_grid.query((lat_lo[s] + lat_hi[s]) / 2, lon_c[s])
+    q = s[q]
+    extra = _NONE, _NONE
+    if not short.all():
+        l = np.flatnonzero(~short)
+        ql, fl, big = fs.grid.query_boxes(lat_lo[l], lat_hi[l], lon_c[l], half[l])
+        q, f = np.concatenate([q, l[ql]]), np.concatenate([f, fl])
+        if big.any():
+            b = l[big]
+            extra = candidates_box(fs, lat_lo[b], lat_hi[b], lon_c[b], half[b])
+            extra = b[extra[0]], extra[1]
+    box = fs.box_lat[f]
+    near = (box[:, 0] <= lat_hi[q]) & (box[:, 1] >= lat_lo[q])
+    near &= np.abs(wrap_lon(lon_c[q] - fs.box_lon[f, 0])) <= half[q] + fs.box_lon[f, 1]
+    q, f = np.concatenate([q[near], extra[0]]), np.concatenate([f[near], extra[1]])
+    if len(q) and not short.all():
+        key = np.unique(q * len(fs) + f)       # box queries may repeat a pair
+        q, f = key // len(fs), key % len(fs)
+    return q, f
 
 
 def _xyz(lat, lon, rows) -> np.ndarray:
@@ -256,25 +283,20 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc):
     dlon = wrap_lon(ob - oa)
     lat_lo, lat_hi = np.minimum(la, lb), np.maximum(la, lb)
     lon_c, half = oa + dlon / 2, np.abs(dlon) / 2
-    q, f, big = fs.grid.query_boxes(lat_lo, lat_hi, lon_c, half)
-    box = fs.box_lat[f]
-    near = (box[:, 0] <= lat_hi[q]) & (box[:, 1] >= lat_lo[q])
-    gap = np.abs(wrap_lon(lon_c[q] - fs.box_lon[f, 0]))
-    near &= gap <= half[q] + fs.box_lon[f, 1]
-    key = np.unique(q[near] * len(fs) + f[near])
-    q, f = key // len(fs), key % len(fs)
-    if big.any():
-        b = np.flatnonzero(big)
-        s_idx, f2 = segment_crosses(fs, la[b], oa[b], lb[b], ob[b])
-        q, f = np.concatenate([q, b[s_idx]]), np.concatenate([f, f2])
+    q, f = _segment_candidates(fs, lat_lo, lat_hi, lon_c, half)
     r = seg[q]
+    poor = fs.af_on[f] & ((e_acc[r - 1] > fs.max_accuracy_m[f]) | (e_acc[r] > fs.max_accuracy_m[f]))
+    r, f = r[~poor], f[~poor]
+    # Cheapest tests first: the segment's reach (circles exactly, polygons by frame box), then both ends
+    # clear outside (which implies outside), then the exact polygon intersection.
+    par = fs.frame[f]
     xyz_a, xyz_b = _xyz(e_lat, e_lon, r - 1), _xyz(e_lat, e_lon, r)
-    in_a, ea, na = sides(fs, f, xyz_a)
-    in_b, eb, nb = sides(fs, f, xyz_b)
-    hit = ~in_a & ~in_b
-    hit[hit] = segment_hits(fs, f[hit], ea[hit], na[hit], eb[hit], nb[hit])
-    r, f = r[hit], f[hit]
-    ok = (_clear_outside(fs, f, xyz_a[hit], e_acc[r - 1])[0] & _clear_outside(fs, f, xyz_b[hit], e_acc[r])[0])
-    row, fence = r[ok], f[ok]
-    poor = fs.af_on[fence] & ((e_acc[row - 1] > fs.max_accuracy_m[fence]) | (e_acc[row] > fs.max_accuracy_m[fence]))
-    return row[~poor], fence[~poor]
+    ea, na = east_north(par, xyz_a)
+    eb, nb = east_north(par, xyz_b)
+    reach = segment_reaches(fs, f, ea, na, eb, nb)
+    r, f, xyz_a, xyz_b, ea, na, eb, nb = (v[reach] for v in (r, f, xyz_a, xyz_b, ea, na, eb, nb))
+    ok = _clear_outside(fs, f, xyz_a, e_acc[r - 1])
+    ok[ok] = _clear_outside(fs, f[ok], xyz_b[ok], e_acc[r[ok]])
+    r, f, ea, na, eb, nb = (v[ok] for v in (r, f, ea, na, eb, nb))
+    hit = segment_hits(fs, f, ea, na, eb, nb, reached=True)
+    return r[hit], f[hit]
