@@ -128,6 +128,83 @@ def pair_distance(fs: FenceSet, fence, xyz, margin_m=None, inner_m=None):
     return d, inside, east, north
 
 
+_SURE_M = 1e-3   # a pre-grown or pre-shrunk polygon stands in for the exact test only if its offset is larger
+
+
+def _polygon_frame(fs: FenceSet, fence, east, north):
+    """Distance (m) from each point to its polygon's frame box (0 inside the box)."""
+    box = fs.frame_box[fence]
+    dx = np.maximum(np.maximum(box[:, 0] - east, east - box[:, 2]), 0.0)
+    dy = np.maximum(np.maximum(box[:, 1] - north, north - box[:, 3]), 0.0)
+    return np.hypot(dx, dy)
+
+
+def evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: (near, deep) = (inside or within ``margin_m`` outside, inside by at least ``inner_m``).
+
+    The same answers as :func:`pair_distance` (``d <= margin_m``; inside and ``d <= -inner_m``) with fewer
+    polygon tests in the usual case (``margin_m`` = ``outer0_m``, ``inner_m`` = ``inner0_m``): a point outside
+    the pre-grown polygon is neither; inside it, it is near, and deep if inside the pre-shrunk one.
+    """
+    k = len(fence)
+    near, deep = np.zeros(k, bool), np.zeros(k, bool)
+    par = fs.frame[fence]
+    east, north = east_north(par, xyz)
+    circ = fs.kind[fence] == CIRCLE
+    c = np.flatnonzero(circ)
+    if len(c):
+        d = arc_from_centre(par[c], xyz[c], east[c], north[c]) - fs.radius_m[fence[c]]
+        near[c] = d <= margin_m[c]
+        deep[c] = (d <= 0) & (d <= -inner_m[c])
+    p = np.flatnonzero(~circ)
+    if len(p):
+        pf, margin, inner = fence[p], margin_m[p], inner_m[p]
+        usual = ((np.abs(margin - fs.outer0_m[pf]) <= 1e-9) & (fs.outer0_m[pf] > _SURE_M)
+                 & (inner > 0) & (inner <= fs.inner0_m[pf] + 1e-9) & (fs.inner0_m[pf] > _SURE_M))
+        u = p[usual]
+        uf = fence[u]
+        out_box = _polygon_frame(fs, uf, east[u], north[u])
+        g = np.flatnonzero(out_box <= margin_m[u])
+        in_g = shapely.contains_xy(fs.grown[uf[g]], east[u[g]], north[u[g]])
+        near[u[g]] = in_g
+        s = g[in_g & (out_box[g] == 0)]
+        deep[u[s]] = shapely.contains_xy(fs.shrunk[uf[s]], east[u[s]], north[u[s]])
+        o = p[~usual]
+        if len(o):
+            d, ins, _, _ = pair_distance(fs, fence[o], xyz[o], margin_m[o], inner_m[o])
+            near[o] = ins | (d <= margin_m[o])
+            deep[o] = ins & (d <= -inner_m[o])
+    return near, deep
+
+
+def beyond(fs: FenceSet, fence, xyz, margin_m, east, north) -> np.ndarray:
+    """Per pair: is the point farther than ``margin_m`` outside the fence (``pair_distance`` d > margin)?
+
+    ``east``/``north``: the point in the fence's frame. With the usual margin (``outer0_m``) a polygon asks
+    only its pre-grown shape.
+    """
+    out = np.zeros(len(fence), bool)
+    circ = fs.kind[fence] == CIRCLE
+    c = np.flatnonzero(circ)
+    if len(c):
+        d = arc_from_centre(fs.frame[fence[c]], xyz[c], east[c], north[c]) - fs.radius_m[fence[c]]
+        out[c] = d > margin_m[c]
+    p = np.flatnonzero(~circ)
+    if len(p):
+        pf, margin = fence[p], margin_m[p]
+        out_box = _polygon_frame(fs, pf, east[p], north[p])
+        far = out_box > margin
+        out[p[far]] = True
+        close = ~far
+        usual = close & (np.abs(margin - fs.outer0_m[pf]) <= 1e-9) & (fs.outer0_m[pf] > _SURE_M)
+        u = np.flatnonzero(usual)
+        out[p[u]] = ~shapely.contains_xy(fs.grown[pf[u]], east[p[u]], north[p[u]])
+        o = p[close & ~usual]
+        if len(o):
+            out[o] = pair_distance(fs, fence[o], xyz[o], margin_m[o], np.full(len(o), np.inf))[0] > margin_m[o]
+    return out
+
+
 def sides(fs: FenceSet, fence, xyz):
     """(inside, east, north) of points ``xyz`` for fences ``fence``: no distances computed."""
     k = len(fence)

@@ -28,7 +28,7 @@ import numpy as np
 
 from geofence.confirm import BAND, HOLD, IN, OUT, UNKNOWN, confirm
 from geofence.frames import east_north, ecef
-from geofence.membership import (candidates, candidates_box, in_grown_box, pair_distance, segment_hits,
+from geofence.membership import (beyond, candidates, candidates_box, evidence, in_grown_box, segment_hits,
                                  segment_reaches)
 from geofence.shapes import FenceSet, segment_half_fits, wrap_lon
 from geofence.state import CROSS, ENTER, EXIT, KIND_NAMES, Events, GeofenceState, _events
@@ -124,11 +124,10 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     af = fs.af_on[g_fence]
     g_margin = _margin(fs, g_fence, e_acc[g_row])
     g_inner = np.minimum(g_margin, fs.inner_cap_m[g_fence])
-    g_d, g_in, _, _ = pair_distance(fs, g_fence, _xyz(e_lat, e_lon, g_row), g_margin, g_inner)
+    near, deep = evidence(fs, g_fence, _xyz(e_lat, e_lon, g_row), g_margin, g_inner)
     g_poor = af & (e_acc[g_row] > fs.max_accuracy_m[g_fence])
-    near = g_in | (g_d <= g_margin)
     p_fix, p_fence = g_row[near], g_fence[near]
-    deep = g_in[near] & (g_d[near] <= -g_inner[near])
+    deep = deep[near]
     p_obs = np.where(g_poor[near], HOLD, np.where(deep, IN, BAND)).astype(np.int8)
     c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc)
 
@@ -219,12 +218,6 @@ def _margin(fs: FenceSet, fence, acc) -> np.ndarray:
     return np.where(fs.af_on[fence], np.maximum(np.nan_to_num(acc, nan=0.0), fs.hysteresis_m[fence]), 0.0)
 
 
-def _clear_outside(fs: FenceSet, fence, xyz, acc) -> np.ndarray:
-    """Per pair: is the point beyond the anti-flap margin outside the fence?"""
-    margin = _margin(fs, fence, acc)
-    return pair_distance(fs, fence, xyz, margin, np.full(len(fence), np.inf))[0] > margin
-
-
 def _segment_candidates(fs: FenceSet, lat_lo, lat_hi, lon_c, half) -> tuple[np.ndarray, np.ndarray]:
     """(segment, fence index) pairs, unique, whose boxes meet: segment boxes in degrees (lat range, lon centre
     ± half). Short segments look up their midpoint in ``seg_grid``; longer ones query the grid by box, and
@@ -295,8 +288,8 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc):
     eb, nb = east_north(par, xyz_b)
     reach = segment_reaches(fs, f, ea, na, eb, nb)
     r, f, xyz_a, xyz_b, ea, na, eb, nb = (v[reach] for v in (r, f, xyz_a, xyz_b, ea, na, eb, nb))
-    ok = _clear_outside(fs, f, xyz_a, e_acc[r - 1])
-    ok[ok] = _clear_outside(fs, f[ok], xyz_b[ok], e_acc[r[ok]])
+    ok = beyond(fs, f, xyz_a, _margin(fs, f, e_acc[r - 1]), ea, na)
+    ok[ok] = beyond(fs, f[ok], xyz_b[ok], _margin(fs, f[ok], e_acc[r[ok]]), eb[ok], nb[ok])
     r, f, ea, na, eb, nb = (v[ok] for v in (r, f, ea, na, eb, nb))
     hit = segment_hits(fs, f, ea, na, eb, nb, reached=True)
     return r[hit], f[hit]
