@@ -114,7 +114,11 @@ def add_pet_fence(existing: Sequence[CircleFence], new: CircleFence,
 
 def wrap_lon(dlon):
     """Longitude difference(s) wrapped to [-180, 180) degrees."""
-    return (np.asarray(dlon, dtype=float) + 180.0) % 360.0 - 180.0
+    x = np.asarray(dlon, dtype=float) + 180.0
+    if x.ndim == 0 or x.size == 0 or x.min() < 0.0 or x.max() >= 360.0:   # the modulo is the costly part
+        x = x % 360.0
+    x -= 180.0
+    return x
 
 
 def _ring(coords, fence_id) -> np.ndarray:
@@ -279,16 +283,15 @@ class FenceSet:
         )
 
 
-def segment_half_fits(lat_lo, lat_hi, half_lat, half_lon) -> np.ndarray:
-    """Per segment box (deg: lat range, half extents): small enough for ``FenceSet.seg_grid``?
+def segment_half_fits(half_lat, half_lon, cos_low) -> np.ndarray:
+    """Per segment box (deg: half extents; ``cos_low``: cosine of its latitude nearest the equator, 1 if it
+    spans the equator): small enough for ``FenceSet.seg_grid``?
 
     Any box it meets reaches its latitude range, where a degree of longitude is at least as long as at the
     box's highest latitude, so ``half_lon`` within SEG_HALF_M there is within that box's ``seg_pad``.
     """
-    near_eq = np.where((lat_lo <= 0) & (lat_hi >= 0), 0.0, np.minimum(np.abs(lat_lo), np.abs(lat_hi)))
     limit = 0.999 * SEG_HALF_M
-    return ((half_lat * M_PER_DEG_LAT <= limit)
-            & (half_lon * M_PER_DEG_LON * np.cos(np.radians(np.minimum(near_eq, 90.0))) <= limit))
+    return (half_lat * M_PER_DEG_LAT <= limit) & (half_lon * M_PER_DEG_LON * cos_low <= limit)
 
 
 def _half_lon(radius_m: float, lat_range) -> float:

@@ -48,19 +48,29 @@ def _col(fixes, name, dtype):
     return np.asarray(fixes[name] if isinstance(fixes, dict) else getattr(fixes, name), dtype)
 
 
-def _member(sorted_values: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(found mask, position) of each ``x`` in the sorted unique ``sorted_values``."""
+def _finder(sorted_values: np.ndarray):
+    """A function giving (found mask, position) of each ``x`` in the sorted unique ``sorted_values``."""
     if len(sorted_values) == 0:
-        return np.zeros(len(x), bool), np.zeros(len(x), np.int64)
+        return lambda x: (np.zeros(len(x), bool), np.zeros(len(x), np.int64))
     lo, hi = int(sorted_values[0]), int(sorted_values[-1])
     if 0 <= lo and hi < 4 * len(sorted_values) + 4096:      # dense device codes: a direct table
         table = np.full(hi + 1, -1, np.int64)
         table[sorted_values] = np.arange(len(sorted_values))
-        pos = table[np.clip(x, 0, hi)]
-        found = (x >= 0) & (x <= hi) & (pos >= 0)
-        return found, np.maximum(pos, 0)
-    pos = np.minimum(np.searchsorted(sorted_values, x), len(sorted_values) - 1)
-    return sorted_values[pos] == x, pos
+
+        def find(x):
+            pos = table[np.clip(x, 0, hi)]
+            return (x >= 0) & (x <= hi) & (pos >= 0), np.maximum(pos, 0)
+        return find
+
+    def search(x):
+        pos = np.minimum(np.searchsorted(sorted_values, x), len(sorted_values) - 1)
+        return sorted_values[pos] == x, pos
+    return search
+
+
+def _member(sorted_values: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(found mask, position) of each ``x`` in the sorted unique ``sorted_values``."""
+    return _finder(sorted_values)(x)
 
 
 def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepConfig()
@@ -82,17 +92,30 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
         fresh = ~known | (ts > state.last_ts[sd])
         if not fresh.all():
             dev, ts, lat, lon, acc = dev[fresh], ts[fresh], lat[fresh], lon[fresh], acc[fresh]
+            known, sd = known[fresh], sd[fresh]
     n = len(dev)
     if n == 0:
         return state, _events(*([],) * 7)
 
     # Extended stream: each known device's last fix (context, no evidence) just before its new fixes.
-    ub = dev[np.concatenate([[True], dev[1:] != dev[:-1]])]
-    has, ci = _member(state.device, ub)
-    ci, ctx_dev = ci[has], ub[has]
-    new_pos = np.arange(n) + np.searchsorted(ctx_dev, dev, "right")
-    ctx_pos = np.searchsorted(dev, ctx_dev, "left") + np.arange(len(ci))
+    # Per device group g (ub[g]): its fixes start at starts[g]; its rows in the stream at e_start[g].
+    first_of = np.empty(n, bool)
+    first_of[0] = True
+    np.not_equal(dev[1:], dev[:-1], out=first_of[1:])
+    starts = np.flatnonzero(first_of)
+    ub, has = dev[starts], known[starts]
+    G = len(ub)
+    ci = sd[starts][has]
+    ctx_dev = ub[has]
+    ctx_before = np.cumsum(has) - has                  # context rows ahead of each group
+    e_start = starts + ctx_before
+    e_len = np.diff(np.append(starts, n)) + has
     m = n + len(ci)
+    if m == 2 * n and G == n:          # the usual batch: one fix per known device, context and fix alternate
+        new_pos, ctx_pos = slice(1, m, 2), slice(0, m, 2)
+    else:
+        new_pos = np.arange(n) + ctx_before[np.cumsum(first_of) - 1] + has[np.cumsum(first_of) - 1]
+        ctx_pos = e_start[has]
 
     def stream(new, old):
         out = np.empty(m, new.dtype)
@@ -101,11 +124,13 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
         return out
 
     e_dev = stream(dev, ctx_dev)
+    e_grp = np.repeat(np.arange(G), e_len)
     e_ts = stream(ts, state.last_ts[ci])
     e_lat, e_lon = stream(lat, state.last_lat[ci]), stream(lon, state.last_lon[ci])
     e_acc = stream(acc, state.last_acc[ci])
     e_ctx = np.ones(m, bool)
     e_ctx[new_pos] = False
+    rank = _finder(ub)
     nf = max(len(fs), 1)
 
     # Evidence: new fixes against the fences whose box grown by the usual margin holds them (the grid);
@@ -120,7 +145,7 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
         w = np.flatnonzero(wide)
         w_fix, w_fence = candidates(fs, lat[w], lon[w], np.maximum(acc0[w], float(af_pad.max())))
         g_fix, g_fence = np.concatenate([g_fix, w[w_fix]]), np.concatenate([g_fence, w_fence])
-    g_row = new_pos[g_fix]
+    g_row = np.arange(m)[new_pos][g_fix]      # stream rows of the new fixes
     af = fs.af_on[g_fence]
     g_margin = _margin(fs, g_fence, e_acc[g_row])
     g_inner = np.minimum(g_margin, fs.inner_cap_m[g_fence])
@@ -129,29 +154,31 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     p_fix, p_fence = g_row[near], g_fence[near]
     deep = deep[near]
     p_obs = np.where(g_poor[near], HOLD, np.where(deep, IN, BAND)).astype(np.int8)
-    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc)
+    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, np.sort(p_fix * nf + p_fence))
 
     # Keys: state rows of these devices (fences still defined), near pairs, cross pairs.
-    sk = np.flatnonzero(_member(ub, state.key_device)[0])
+    s_found, s_grp = rank(state.key_device)
+    sk = np.flatnonzero(s_found)
     sk_f = fs.index_of(state.key_fence[sk])
-    sk_live = sk[sk_f >= 0]
-    k_dev = np.concatenate([state.key_device[sk_live], e_dev[p_fix], e_dev[c_row]])
-    k_fidx = np.concatenate([sk_f[sk_f >= 0], p_fence, c_fence])
-    comp, first = np.unique(np.searchsorted(ub, k_dev) * nf + k_fidx, return_index=True)
-    k_dev, k_fidx = k_dev[first], k_fidx[first]
+    live = sk_f >= 0
+    sk_live, sk_f, sk_grp = sk[live], sk_f[live], s_grp[sk[live]]
+    k_grp = np.concatenate([sk_grp, e_grp[p_fix], e_grp[c_row]])
+    k_fidx = np.concatenate([sk_f, p_fence, c_fence])
+    comp, first = np.unique(k_grp * nf + k_fidx, return_index=True)
+    k_grp, k_fidx = k_grp[first], k_fidx[first]
+    k_dev = ub[k_grp]
     K = len(comp)
-    side = np.where(_member(ctx_dev, k_dev)[0], OUT, UNKNOWN).astype(np.int8)
+    side = np.where(has[k_grp], OUT, UNKNOWN).astype(np.int8)
     pend = np.full(K, UNKNOWN, np.int8)
     since = np.zeros(K, np.int64)
     cnt = np.zeros(K, np.int64)
     if len(sk_live):
-        at = np.searchsorted(comp, np.searchsorted(ub, state.key_device[sk_live]) * nf + sk_f[sk_f >= 0])
+        at = np.searchsorted(comp, sk_grp * nf + sk_f)
         side[at], pend[at] = state.side[sk_live], state.pending[sk_live]
         since[at], cnt[at] = state.pending_since_ms[sk_live], state.pending_count[sk_live]
 
     # Flattened (key, fix of its device) evidence: out by default, then the near pairs and crosses.
-    lo = np.searchsorted(e_dev, k_dev, "left")
-    L = np.searchsorted(e_dev, k_dev, "right") - lo
+    lo, L = e_start[k_grp], e_len[k_grp]
     off = np.concatenate([[0], np.cumsum(L)])
     flat_key = np.repeat(np.arange(K), L)
     flat_row = np.repeat(lo - off[:-1], L) + np.arange(off[-1])
@@ -160,7 +187,7 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     obs[e_ctx[flat_row]] = HOLD
 
     def pos_of(rows, fences):
-        k = np.searchsorted(comp, np.searchsorted(ub, e_dev[rows]) * nf + fences)
+        k = np.searchsorted(comp, e_grp[rows] * nf + fences)
         return off[k] + rows - lo[k]
 
     obs[pos_of(p_fix, p_fence)] = p_obs
@@ -187,19 +214,22 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     kd = np.concatenate([state.key_device[rest], k_dev[keep_k]])
     kf = np.concatenate([state.key_fence[rest], fid[k_fidx[keep_k]]])
     korder = np.lexsort((kf, kd))
-    last = np.searchsorted(e_dev, ub, "right") - 1
+    last = e_start + e_len - 1
     drest = np.ones(len(state.device), bool)
     drest[ci] = False
     kept = state.device[drest]
-    d_pos = np.arange(len(kept)) + np.searchsorted(ub, kept)     # merge two sorted, disjoint device lists
-    u_pos = np.arange(len(ub)) + np.searchsorted(kept, ub)
 
     def merged(old, new):
+        if len(kept) == 0:
+            return new
         out = np.empty(len(kept) + len(ub), new.dtype)
         out[d_pos] = old[drest]
         out[u_pos] = new
         return out
 
+    if len(kept):
+        d_pos = np.arange(len(kept)) + np.searchsorted(ub, kept)     # merge two sorted, disjoint device lists
+        u_pos = np.arange(len(ub)) + np.searchsorted(kept, ub)
     new = GeofenceState(
         device=merged(state.device, ub), last_ts=merged(state.last_ts, e_ts[last]),
         last_lat=merged(state.last_lat, e_lat[last]), last_lon=merged(state.last_lon, e_lon[last]),
@@ -218,11 +248,11 @@ def _margin(fs: FenceSet, fence, acc) -> np.ndarray:
     return np.where(fs.af_on[fence], np.maximum(np.nan_to_num(acc, nan=0.0), fs.hysteresis_m[fence]), 0.0)
 
 
-def _segment_candidates(fs: FenceSet, lat_lo, lat_hi, lon_c, half) -> tuple[np.ndarray, np.ndarray]:
+def _segment_candidates(fs: FenceSet, lat_lo, lat_hi, lon_c, half, cos_low) -> tuple[np.ndarray, np.ndarray]:
     """(segment, fence index) pairs, unique, whose boxes meet: segment boxes in degrees (lat range, lon centre
-    ± half). Short segments look up their midpoint in ``seg_grid``; longer ones query the grid by box, and
-    the longest the STRtree."""
-    short = segment_half_fits(lat_lo, lat_hi, (lat_hi - lat_lo) / 2, half)
+    ± half; ``cos_low`` the cosine of the box's latitude nearest the equator). Short segments look up their
+    midpoint in ``seg_grid``; longer ones query the grid by box, and the longest the STRtree."""
+    short = segment_half_fits((lat_hi - lat_lo) / 2, half, cos_low)
     s = np.flatnonzero(short)
     q, f = fs.seg_grid.query((lat_lo[s] + lat_hi[s]) / 2, lon_c[s])
     q = s[q]
@@ -250,46 +280,48 @@ def _xyz(lat, lon, rows) -> np.ndarray:
     return ecef(lat[rows], lon[rows]).reshape(-1, 3)
 
 
-def _length_at_least(lat, lon, metres: float) -> np.ndarray:
-    """Per consecutive pair of rows: may the step be ``metres`` or longer? Never says no wrongly (an
-    equirectangular over-estimate, 1 % generous), so it only spares the exact work."""
-    if metres <= 0:
-        return np.ones(max(len(lat) - 1, 0), bool)
-    dy = np.abs(np.diff(lat))
-    dx = np.abs(wrap_lon(np.diff(lon))) * np.cos(np.radians(np.minimum(np.abs(lat[1:]), np.abs(lat[:-1]))))
-    return (dx * dx + dy * dy) * (111_700.0 * 1.01) ** 2 >= metres * metres
-
-
-def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc):
+def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys):
     """(row, fence index) of ``cross`` events-to-be: the segment from the device's previous fix meets a fence
     while both fixes are clearly outside it (beyond the anti-flap margin, so jitter around a parked car
-    never crosses). Candidates come from the grid by segment box (the STRtree for very long segments)."""
+    never crosses). Candidates come from the grid by segment box (the STRtree for very long segments).
+
+    ``near_keys``: sorted ``row * max(len(fs), 1) + fence`` of the evidence pairs that are near (inside or
+    within the margin). A segment ends at a new fix, whose evidence covers every fence within its margin,
+    so its end is beyond the margin exactly when its pair is not among them."""
     if len(fs) == 0:
         return _NONE, _NONE
+    seg = np.flatnonzero((e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= config.cross_max_gap_ms)) + 1
+    la, lb, oa, ob = e_lat[seg - 1], e_lat[seg], e_lon[seg - 1], e_lon[seg]
+    dlat, dlon = lb - la, wrap_lon(ob - oa)
+    cos_low = np.cos(np.radians(np.minimum(np.abs(la), np.abs(lb))))   # at the end nearer the equator
     # Both ends beyond the margin and a path through the fence: at least twice the smallest margin long.
+    # An equirectangular over-estimate of the length (1 % generous) never says no wrongly.
     shortest = 2.0 * float(fs.outer0_m.min())
-    seg = np.flatnonzero((e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= config.cross_max_gap_ms)
-                         & _length_at_least(e_lat, e_lon, shortest)) + 1
+    if shortest > 0:
+        dx = np.abs(dlon) * cos_low
+        long = (dx * dx + dlat * dlat) * (111_700.0 * 1.01) ** 2 >= shortest * shortest
+        seg, la, lb, oa, dlat, dlon, cos_low = (v[long] for v in (seg, la, lb, oa, dlat, dlon, cos_low))
     if len(seg) == 0:
         return _NONE, _NONE
-    la, lb, oa, ob = e_lat[seg - 1], e_lat[seg], e_lon[seg - 1], e_lon[seg]
-    dlon = wrap_lon(ob - oa)
     lat_lo, lat_hi = np.minimum(la, lb), np.maximum(la, lb)
+    cos_low[(lat_lo <= 0) & (lat_hi >= 0)] = 1.0     # a segment across the equator reaches latitude 0
     lon_c, half = oa + dlon / 2, np.abs(dlon) / 2
-    q, f = _segment_candidates(fs, lat_lo, lat_hi, lon_c, half)
+    q, f = _segment_candidates(fs, lat_lo, lat_hi, lon_c, half, cos_low)
     r = seg[q]
-    poor = fs.af_on[f] & ((e_acc[r - 1] > fs.max_accuracy_m[f]) | (e_acc[r] > fs.max_accuracy_m[f]))
-    r, f = r[~poor], f[~poor]
-    # Cheapest tests first: the segment's reach (circles exactly, polygons by frame box), then both ends
-    # clear outside (which implies outside), then the exact polygon intersection.
+    # Cheapest tests first: accuracy; the new fix (the segment's end) beyond the margin, from its evidence;
+    # the segment's reach (circles exactly, polygons by frame box); the start beyond the margin (which
+    # implies outside); then the exact polygon intersection.
+    key = r * max(len(fs), 1) + f
+    at = np.minimum(np.searchsorted(near_keys, key), max(len(near_keys) - 1, 0))
+    ok = near_keys[at] != key if len(near_keys) else np.ones(len(key), bool)
+    ok &= ~(fs.af_on[f] & ((e_acc[r - 1] > fs.max_accuracy_m[f]) | (e_acc[r] > fs.max_accuracy_m[f])))
+    r, f = r[ok], f[ok]
     par = fs.frame[f]
-    xyz_a, xyz_b = _xyz(e_lat, e_lon, r - 1), _xyz(e_lat, e_lon, r)
+    xyz_a = _xyz(e_lat, e_lon, r - 1)
     ea, na = east_north(par, xyz_a)
-    eb, nb = east_north(par, xyz_b)
-    reach = segment_reaches(fs, f, ea, na, eb, nb)
-    r, f, xyz_a, xyz_b, ea, na, eb, nb = (v[reach] for v in (r, f, xyz_a, xyz_b, ea, na, eb, nb))
-    ok = beyond(fs, f, xyz_a, _margin(fs, f, e_acc[r - 1]), ea, na)
-    ok[ok] = beyond(fs, f[ok], xyz_b[ok], _margin(fs, f[ok], e_acc[r[ok]]), eb[ok], nb[ok])
+    eb, nb = east_north(par, _xyz(e_lat, e_lon, r))
+    ok = segment_reaches(fs, f, ea, na, eb, nb)
+    ok[ok] = beyond(fs, f[ok], xyz_a[ok], _margin(fs, f[ok], e_acc[r[ok] - 1]), ea[ok], na[ok])
     r, f, ea, na, eb, nb = (v[ok] for v in (r, f, ea, na, eb, nb))
     hit = segment_hits(fs, f, ea, na, eb, nb, reached=True)
     return r[hit], f[hit]
