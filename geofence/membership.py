@@ -144,7 +144,8 @@ def evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.ndarray, n
 
     The same answers as :func:`pair_distance` (``d <= margin_m``; inside and ``d <= -inner_m``) with fewer
     polygon tests in the usual case (``margin_m`` = ``outer0_m``, ``inner_m`` = ``inner0_m``): a point outside
-    the pre-grown polygon is neither; inside it, it is near, and deep if inside the pre-shrunk one.
+    the pre-grown polygon is neither; inside it, it is near, and deep if inside the pre-shrunk one. Points
+    within ``sure_in_m`` of the frame origin are both, beyond ``sure_out_m`` neither, with no test at all.
     """
     k = len(fence)
     near, deep = np.zeros(k, bool), np.zeros(k, bool)
@@ -165,6 +166,10 @@ def evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.ndarray, n
         uf = fence[u]
         out_box = _polygon_frame(fs, uf, east[u], north[u])
         g = np.flatnonzero(out_box <= margin_m[u])
+        rho = np.hypot(east[u[g]], north[u[g]])
+        sure = rho < fs.sure_in_m[uf[g]]
+        near[u[g[sure]]] = deep[u[g[sure]]] = True
+        g = g[~sure & (rho <= fs.sure_out_m[uf[g]])]
         in_g = shapely.contains_xy(fs.grown[uf[g]], east[u[g]], north[u[g]])
         near[u[g]] = in_g
         s = g[in_g & (out_box[g] == 0)]
@@ -181,7 +186,7 @@ def beyond(fs: FenceSet, fence, xyz, margin_m, east, north) -> np.ndarray:
     """Per pair: is the point farther than ``margin_m`` outside the fence (``pair_distance`` d > margin)?
 
     ``east``/``north``: the point in the fence's frame. With the usual margin (``outer0_m``) a polygon asks
-    only its pre-grown shape.
+    only its pre-grown shape, and not even that beyond ``sure_out_m``.
     """
     out = np.zeros(len(fence), bool)
     circ = fs.kind[fence] == CIRCLE
@@ -196,10 +201,13 @@ def beyond(fs: FenceSet, fence, xyz, margin_m, east, north) -> np.ndarray:
         far = out_box > margin
         out[p[far]] = True
         close = ~far
-        usual = close & (np.abs(margin - fs.outer0_m[pf]) <= 1e-9) & (fs.outer0_m[pf] > _SURE_M)
-        u = np.flatnonzero(usual)
+        at0 = (np.abs(margin - fs.outer0_m[pf]) <= 1e-9) & (fs.outer0_m[pf] > _SURE_M)
+        usual = close & at0
+        gone = usual & (np.hypot(east[p], north[p]) > fs.sure_out_m[pf])     # outside the grown one
+        out[p[gone]] = True
+        u = np.flatnonzero(usual & ~gone)
         out[p[u]] = ~shapely.contains_xy(fs.grown[pf[u]], east[p[u]], north[p[u]])
-        o = p[close & ~usual]
+        o = p[close & ~at0]
         if len(o):
             out[o] = pair_distance(fs, fence[o], xyz[o], margin_m[o], np.full(len(o), np.inf))[0] > margin_m[o]
     return out

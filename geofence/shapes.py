@@ -173,6 +173,9 @@ class FenceSet:
     grid: GridIndex             # over boxes grown by pad_m
     seg_pad: np.ndarray         # float (n, 2): lat, lon half extents (deg) the seg_grid boxes are grown by
     seg_grid: GridIndex         # over boxes grown by seg_pad: a segment's midpoint finds every box its box meets
+    sure_in_m: np.ndarray       # float (n,): frame points nearer the origin are inside ``shrunk`` (polygons; 0)
+    sure_out_m: np.ndarray      # float (n,): frame points farther from the origin are outside ``grown`` (inf)
+    id_table: np.ndarray        # int64: fence index per fence_id when ids are small non-negative, else empty
 
     def __len__(self) -> int:
         return len(self.fences)
@@ -182,6 +185,9 @@ class FenceSet:
         fid = np.asarray(fence_id, dtype=np.int64)
         if len(self.fence_id) == 0:
             return np.full(fid.shape, -1, np.int64)
+        if len(self.id_table):
+            top = len(self.id_table) - 1
+            return np.where((fid >= 0) & (fid <= top), self.id_table[np.clip(fid, 0, top)], -1)
         pos = np.minimum(np.searchsorted(self.sorted_ids, fid), len(self.sorted_ids) - 1)
         return np.where(self.sorted_ids[pos] == fid, self.id_order[pos], -1)
 
@@ -267,6 +273,11 @@ class FenceSet:
             # quad_segs=8: rounded corners as chords, at most 2 % of the margin inside the true buffer.
             grown[poly] = shapely.buffer(shapes[poly], outer0[poly], quad_segs=8)
             shapely.prepare(grown[poly])
+        sure_in, sure_out = _sure_radii(poly, shrunk, grown, n)
+        id_table = np.zeros(0, np.int64)
+        if n and ids.min() >= 0 and ids.max() < 4 * n + 4096:
+            id_table = np.full(int(ids.max()) + 1, -1, np.int64)
+            id_table[ids] = np.arange(n)
         return cls(
             fences=fences, fence_id=ids, id_order=np.argsort(ids), sorted_ids=np.sort(ids), kind=kind, radius_m=radius, shape=shapes,
             boundary=np.where(poly, shapely.boundary(np.where(poly, shapes, None)), None),
@@ -280,7 +291,27 @@ class FenceSet:
             tree=shapely.STRtree(boxes), tree_fence=owner,
             grid=GridIndex.build(g_lo[:, 1], g_lo[:, 3], g_lo[:, 0], g_lo[:, 2], gowner),
             seg_pad=seg_pad, seg_grid=GridIndex.build(s_lo[:, 1], s_lo[:, 3], s_lo[:, 0], s_lo[:, 2], sowner),
+            sure_in_m=sure_in, sure_out_m=sure_out, id_table=id_table,
         )
+
+
+def _sure_radii(poly, shrunk, grown, n) -> tuple[np.ndarray, np.ndarray]:
+    """Per polygon, disks about its frame origin that spare shapely tests: inside the shrunk polygon (the
+    distance from the origin to its boundary, 0 when the origin is not inside) and holding the grown one
+    (its farthest vertex). Each is pulled in by a micrometre-scale safety margin."""
+    sure_in, sure_out = np.zeros(n), np.full(n, np.inf)
+    if not poly.any():
+        return sure_in, sure_out
+    p = np.flatnonzero(poly)
+    origin = shapely.points(np.zeros(len(p)), np.zeros(len(p)))
+    inside = shapely.contains(shrunk[p], origin)
+    depth = shapely.distance(origin, shapely.boundary(shrunk[p]))
+    sure_in[p] = np.where(inside & np.isfinite(depth), np.maximum(depth * (1 - 1e-9) - 1e-6, 0.0), 0.0)
+    xy, owner = shapely.get_coordinates(grown[p], return_index=True)
+    far = np.zeros(len(p))
+    np.maximum.at(far, owner, np.hypot(xy[:, 0], xy[:, 1]))
+    sure_out[p] = far * (1 + 1e-9) + 1e-6
+    return sure_in, sure_out
 
 
 def segment_half_fits(half_lat, half_lon, cos_low) -> np.ndarray:
