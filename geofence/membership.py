@@ -249,6 +249,15 @@ def inside(fs: FenceSet, lat, lon, margin_m=0.0) -> tuple[np.ndarray, np.ndarray
     return fix, fence
 
 
+def _closest_to_origin(ea, na, eb, nb) -> np.ndarray:
+    """Distance (m) from the frame origin to the nearest point of each segment a→b (frame metres)."""
+    dx, dy = eb - ea, nb - na
+    len2 = dx * dx + dy * dy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.clip(np.where(len2 > 0, -(ea * dx + na * dy) / len2, 0.0), 0.0, 1.0)
+    return np.hypot(ea + t * dx, na + t * dy)
+
+
 def segment_reaches(fs: FenceSet, fence, ea, na, eb, nb) -> np.ndarray:
     """Per pair: may the segment a→b (frame metres of ``fence``) meet the fence? Exact for circles (closest
     approach to the centre within the radius), the segment's box meeting the frame box for polygons."""
@@ -256,11 +265,7 @@ def segment_reaches(fs: FenceSet, fence, ea, na, eb, nb) -> np.ndarray:
     circ = fs.kind[fence] == CIRCLE
     c = np.flatnonzero(circ)
     if len(c):
-        dx, dy = eb[c] - ea[c], nb[c] - na[c]
-        len2 = dx * dx + dy * dy
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.clip(np.where(len2 > 0, -(ea[c] * dx + na[c] * dy) / len2, 0.0), 0.0, 1.0)
-        ok[c] = np.hypot(ea[c] + t * dx, na[c] + t * dy) <= fs.radius_m[fence[c]]
+        ok[c] = _closest_to_origin(ea[c], na[c], eb[c], nb[c]) <= fs.radius_m[fence[c]]
     p = np.flatnonzero(~circ)
     if len(p):
         box = fs.frame_box[fence[p]]
@@ -277,6 +282,13 @@ def segment_hits(fs: FenceSet, fence, ea, na, eb, nb, reached: bool = False) -> 
     hit = np.ones(len(fence), bool) if reached else segment_reaches(fs, fence, ea, na, eb, nb)
     p = np.flatnonzero(hit & (fs.kind[fence] != CIRCLE))
     if len(p):
+        # The segment's closest approach to the frame origin: within sure_in_m it enters the polygon,
+        # beyond sure_out_m it misses it; only the rest ask shapely.
+        pf = fence[p]
+        reach = _closest_to_origin(ea[p], na[p], eb[p], nb[p])
+        sure_in, sure_out = reach < fs.sure_in_m[pf], reach > fs.sure_out_m[pf]
+        hit[p[sure_out]] = False
+        p = p[~sure_in & ~sure_out]
         coords = np.stack([np.column_stack([ea[p], na[p]]), np.column_stack([eb[p], nb[p]])], axis=1)
         hit[p] = shapely.intersects(shapely.linestrings(coords), fs.shape[fence[p]])
     return hit

@@ -213,7 +213,7 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     rest[sk_live] = False
     kd = np.concatenate([state.key_device[rest], k_dev[keep_k]])
     kf = np.concatenate([state.key_fence[rest], fid[k_fidx[keep_k]]])
-    korder = np.lexsort((kf, kd))
+    korder = _order_by(kd, kf)
     last = e_start + e_len - 1
     drest = np.ones(len(state.device), bool)
     drest[ci] = False
@@ -241,6 +241,17 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
         pending_count=np.concatenate([state.pending_count[rest], cnt[keep_k]])[korder],
     )
     return new, events
+
+
+def _order_by(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """``np.lexsort((minor, major))``; as one stable argsort of a combined key when it fits in int64 (the
+    rows arrive mostly sorted, which a stable sort exploits)."""
+    if len(major) == 0:
+        return np.zeros(0, np.int64)
+    lo, span = int(minor.min()), int(minor.max()) - int(minor.min()) + 1
+    if int(major.min()) >= 0 and (int(major.max()) + 1) * span < 2 ** 62:
+        return np.argsort(major * span + (minor - lo), kind="stable")
+    return np.lexsort((minor, major))
 
 
 def _margin(fs: FenceSet, fence, acc) -> np.ndarray:
