@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_CELLS = 36
+MAX_CELLS = 144
 LEVELS = 12
 DENSE_CELLS = 1 << 23     # a level whose cell window is at most this large gets a direct lookup table
 
@@ -201,8 +201,11 @@ def _register(cell, i0, i1, j0, j1, owner) -> _Level:
     jj = (j0[box] + local % n_j[box]) % n_lon
     key = ii * n_lon + jj
     width = int(owner.max()) + 1
-    pair = np.unique(key * width + owner[box])      # a box split at ±180 may share a cell with its twin
-    keys, starts = np.unique(pair // width, return_index=True)
+    pair = np.sort(key * width + owner[box])
+    pair = pair[np.append(True, pair[1:] != pair[:-1])]     # a box split at ±180 may share a cell with its twin
+    cell_key = pair // width
+    starts = np.flatnonzero(np.append(True, cell_key[1:] != cell_key[:-1]))
+    keys = cell_key[starts]
     offsets = np.append(starts, len(pair)).astype(np.int64)
     ci, cj = keys // n_lon, keys % n_lon
     i_lo, rows = int(ci.min()), int(ci.max() - ci.min() + 1)
