@@ -50,14 +50,18 @@ class _Level:
         i += j
         return self.table[np.where(ok, i, rows * cols)]
 
-    def expand(self, q: np.ndarray, slot: np.ndarray, qs: list, owners: list) -> None:
-        """Append (query, owner) pairs for queries ``q`` whose cell is ``slot`` (-1: empty)."""
-        hit = slot >= 0
-        q, slot = q[hit], slot[hit]
-        if len(q) == 0:
+    def expand(self, q, slot: np.ndarray, qs: list, owners: list) -> None:
+        """Append (query, owner) pairs for queries ``q`` (None: 0..len(slot)-1) whose cell is ``slot`` (-1: empty)."""
+        hit = np.flatnonzero(slot >= 0)
+        if len(hit) == 0:
             return
+        q, slot = (hit if q is None else q[hit]), slot[hit]
         start = self.offsets[slot]
         cnt = self.offsets[slot + 1] - start
+        if len(cnt) and int(cnt.max()) == 1 and int(cnt.min()) == 1:
+            qs.append(q)
+            owners.append(self.items[start])
+            return
         first = np.cumsum(cnt) - cnt
         qs.append(np.repeat(q, cnt))
         owners.append(self.items[np.repeat(start - first, cnt) + np.arange(int(cnt.sum()))])
@@ -130,7 +134,6 @@ class GridIndex:
             x %= 360.0
         x *= inv
         j0 = np.floor(x, out=x).astype(np.int64)
-        q = np.arange(len(lat))
         for lv in self.levels:
             if lv.shift < 0:
                 slot = lv.slots(lat, lon)
@@ -138,7 +141,7 @@ class GridIndex:
                 slot = lv.slots_of_cells(i0.copy(), j0.copy())
             else:
                 slot = lv.slots_of_cells(i0 >> lv.shift, j0 >> lv.shift)
-            lv.expand(q, slot, pts, owners)
+            lv.expand(None, slot, pts, owners)
         if not pts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(pts), np.concatenate(owners)

@@ -311,7 +311,8 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys):
     if shortest > 0:
         dx = np.abs(dlon) * cos_low
         long = (dx * dx + dlat * dlat) * (111_700.0 * 1.01) ** 2 >= shortest * shortest
-        seg, la, lb, oa, dlat, dlon, cos_low = (v[long] for v in (seg, la, lb, oa, dlat, dlon, cos_low))
+        keep = np.flatnonzero(long)
+        seg, la, lb, oa, dlon, cos_low = (v[keep] for v in (seg, la, lb, oa, dlon, cos_low))
     if len(seg) == 0:
         return _NONE, _NONE
     lat_lo, lat_hi = np.minimum(la, lb), np.maximum(la, lb)
