@@ -213,13 +213,6 @@ def beyond(fs: FenceSet, fence, xyz, margin_m, east, north) -> np.ndarray:
     return out
 
 
-def sides(fs: FenceSet, fence, xyz):
-    """(inside, east, north) of points ``xyz`` for fences ``fence``: no distances computed."""
-    k = len(fence)
-    _, inside, east, north = pair_distance(fs, fence, xyz, np.full(k, -1.0), np.full(k, np.inf))
-    return inside, east, north
-
-
 def signed_distance(fs: FenceSet, fix_idx, fence_idx, lat, lon) -> np.ndarray:
     """For each pair, the fix's distance to the fence boundary (m): negative inside, positive outside."""
     fix_idx = np.asarray(fix_idx, np.int64)

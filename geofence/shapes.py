@@ -6,7 +6,8 @@ A fence is a circle (centre + radius, m) or a GeoJSON polygon (with holes), each
 - lon/lat bounding boxes (a box crossing the antimeridian is stored as two boxes, a box reaching a pole spans
   every longitude), used only as prefilters: an STRtree for arbitrary query boxes (long segments, large
   margins) and, for the hot path, a :class:`geofence.grid.GridIndex` over the boxes grown by ``pad_m``
-  (the usual anti-flap margin);
+  (the usual anti-flap margin) and another over the boxes grown by ``seg_pad`` (segment midpoints, for
+  ``cross``);
 - per fence, a local east/north tangent frame at its centre (:mod:`geofence.frames`): exact at any latitude
   and across the antimeridian; polygons are stored in its metres, circles measure geodesic distance;
 - circle radii, polygon boundaries and boxes in frame metres, and the anti-flap parameters as arrays.

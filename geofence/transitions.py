@@ -294,7 +294,8 @@ def _xyz(lat, lon, rows) -> np.ndarray:
 def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys):
     """(row, fence index) of ``cross`` events-to-be: the segment from the device's previous fix meets a fence
     while both fixes are clearly outside it (beyond the anti-flap margin, so jitter around a parked car
-    never crosses). Candidates come from the grid by segment box (the STRtree for very long segments).
+    never crosses). Candidates: short segments' midpoints in ``fs.seg_grid``, longer ones by box (see
+    :func:`_segment_candidates`).
 
     ``near_keys``: sorted ``row * max(len(fs), 1) + fence`` of the evidence pairs that are near (inside or
     within the margin). A segment ends at a new fix, whose evidence covers every fence within its margin,
