@@ -196,11 +196,12 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
 
     need = np.where(fs.af_on[k_fidx], fs.min_fixes[k_fidx], 1) if len(fs) else np.ones(K, np.int64)
     dwell = np.where(fs.af_on[k_fidx], fs.min_dwell_ms[k_fidx], 0) if len(fs) else np.zeros(K, np.int64)
-    res = confirm(flat_key, e_ts[flat_row], obs, side, pend, since, cnt, need, dwell)
+    cpos = np.flatnonzero(cross)
+    res = confirm(flat_key, e_ts[flat_row], obs, side, pend, since, cnt, need, dwell, at=cpos)
     side, pend, since, cnt = res.side, res.pending, res.since, res.count
     fid = fs.fence_id if len(fs) else np.zeros(1, np.int64)
     xr, xk = flat_row[res.event_pos], flat_key[res.event_pos]
-    cpos = np.flatnonzero(cross & (res.side_before != IN))
+    cpos = cpos[res.side_before != IN]
     cr, ck = flat_row[cpos], flat_key[cpos]
     events = _events(np.concatenate([k_dev[xk], k_dev[ck]]), np.concatenate([fid[k_fidx[xk]], fid[k_fidx[ck]]]),
                      np.concatenate([np.where(res.event_side == IN, ENTER, EXIT), np.full(len(cr), CROSS)]),
