@@ -31,11 +31,14 @@ class Confirmed:
     event_pos: np.ndarray    # int64: flat position of each confirming fix that changed the side
     event_side: np.ndarray   # int8: the new side (IN = enter, OUT = exit)
     event_since: np.ndarray  # int64: when the confirmed run started (UTC ms)
-    side_before: np.ndarray  # int8 (len(obs),): confirmed side just before each flat position
+    side_before: np.ndarray  # int8: confirmed side just before each asked flat position (``at``; all by default)
 
 
-def confirm(flat_key, ts, obs, side, pending, since, count, need, dwell) -> Confirmed:
-    """Run the rule. ``flat_key``/``ts``/``obs``: flat arrays sorted by (key, time); the rest per key (K,)."""
+def confirm(flat_key, ts, obs, side, pending, since, count, need, dwell, at=None) -> Confirmed:
+    """Run the rule. ``flat_key``/``ts``/``obs``: flat arrays sorted by (key, time); the rest per key (K,).
+
+    ``at``: the flat positions whose ``side_before`` is wanted (None: all).
+    """
     flat_key = np.asarray(flat_key, np.int64)
     side, pending = np.array(side, np.int8), np.array(pending, np.int8)
     side_in = side.copy()
@@ -44,8 +47,9 @@ def confirm(flat_key, ts, obs, side, pending, since, count, need, dwell) -> Conf
     ek, ev, ets = flat_key[e], obs[e].astype(np.int8), ts[e]
     n = len(e)
     empty = np.zeros(0, np.int64)
+    pos = np.arange(len(obs)) if at is None else np.asarray(at, np.int64)
     if n == 0:
-        return Confirmed(side, pending, since, count, empty, empty.astype(np.int8), empty, side[flat_key])
+        return Confirmed(side, pending, since, count, empty, empty.astype(np.int8), empty, side[flat_key[pos]])
     new_run = np.ones(n, bool)
     new_run[1:] = (ek[1:] != ek[:-1]) | (ev[1:] != ev[:-1])
     rs = np.flatnonzero(new_run)
@@ -94,12 +98,11 @@ def confirm(flat_key, ts, obs, side, pending, since, count, need, dwell) -> Conf
     # Side just before every flat position: the last confirming fix strictly earlier in the same key.
     conf_pos = e[firstq[q]]
     conf_key, conf_val = rk[q], rv[q]
-    pos = np.arange(len(obs))
-    at = np.searchsorted(conf_pos, pos, "left") - 1
-    valid = at >= 0
-    valid[valid] = conf_key[at[valid]] == flat_key[valid]
-    side_before = side_in[flat_key]
+    prior = np.searchsorted(conf_pos, pos, "left") - 1
+    valid = prior >= 0
+    valid[valid] = conf_key[prior[valid]] == flat_key[pos[valid]]
+    side_before = side_in[flat_key[pos]]
     if len(conf_pos):
-        side_before = np.where(valid, conf_val[np.maximum(at, 0)], side_before)
+        side_before = np.where(valid, conf_val[np.maximum(prior, 0)], side_before)
     return Confirmed(side, pending, since, count, e[firstq[changed]], rv[changed], run_t0[changed],
                      side_before.astype(np.int8))

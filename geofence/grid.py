@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_CELLS = 36
+MAX_CELLS = 144
 LEVELS = 12
 DENSE_CELLS = 1 << 23     # a level whose cell window is at most this large gets a direct lookup table
 
@@ -26,7 +26,8 @@ class _Level:
     offsets: np.ndarray   # int64 (len(keys) + 1,): CSR offsets into ``items``
     items: np.ndarray     # int64: box owner (fence index) per registration
     window: tuple         # (i0, j0, rows, cols) of the dense table, or () without one
-    table: np.ndarray     # int32 (rows * cols,): index into ``keys`` per cell of the window, -1 empty
+    table: np.ndarray     # int32 (rows * cols + 1,): index into ``keys`` per cell of the window, -1 empty
+    shift: int            # log2 of cell_deg over the finest level's, -1 when not a power-of-two multiple
 
     def slots(self, lat, lon) -> np.ndarray:
         """Index into ``keys`` of each point's cell, -1 where the cell is empty."""
@@ -34,14 +35,33 @@ class _Level:
         j = np.floor(((lon + 180.0) % 360.0) * (1.0 / self.cell_deg)).astype(np.int64) % self.n_lon
         return self.lookup(i, j)
 
-    def expand(self, q: np.ndarray, slot: np.ndarray, qs: list, owners: list) -> None:
-        """Append (query, owner) pairs for queries ``q`` whose cell is ``slot`` (-1: empty)."""
-        hit = slot >= 0
-        q, slot = q[hit], slot[hit]
-        if len(q) == 0:
+    def slots_of_cells(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Like :meth:`lookup` for cells already in range (``0 <= j < n_lon``); ``i``, ``j`` are consumed."""
+        if not self.window:
+            return self.lookup(i, j)
+        i0, j0, rows, cols = self.window
+        i -= i0
+        j -= j0
+        if j0 + cols > self.n_lon:        # the window wraps round ±180
+            j %= self.n_lon
+        ok = i.view(np.uint64) < rows      # negative offsets become huge: one test per bound pair
+        ok &= j.view(np.uint64) < cols
+        i *= cols
+        i += j
+        return self.table[np.where(ok, i, rows * cols)]
+
+    def expand(self, q, slot: np.ndarray, qs: list, owners: list) -> None:
+        """Append (query, owner) pairs for queries ``q`` (None: 0..len(slot)-1) whose cell is ``slot`` (-1: empty)."""
+        hit = np.flatnonzero(slot >= 0)
+        if len(hit) == 0:
             return
+        q, slot = (hit if q is None else q[hit]), slot[hit]
         start = self.offsets[slot]
         cnt = self.offsets[slot + 1] - start
+        if len(cnt) and int(cnt.max()) == 1 and int(cnt.min()) == 1:
+            qs.append(q)
+            owners.append(self.items[start])
+            return
         first = np.cumsum(cnt) - cnt
         qs.append(np.repeat(q, cnt))
         owners.append(self.items[np.repeat(start - first, cnt) + np.arange(int(cnt.sum()))])
@@ -54,7 +74,7 @@ class _Level:
             i -= i0
             j = (j - j0) % self.n_lon
             ok = (i >= 0) & (i < rows) & (j < cols)
-            return np.where(ok, self.table[np.where(ok, i * cols + j, 0)], -1)
+            return self.table[np.where(ok, i * cols + j, rows * cols)]
         key = i * self.n_lon + j
         pos = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
         return np.where(self.keys[pos] == key, pos, -1)
@@ -95,18 +115,36 @@ class GridIndex:
             left &= ~fits
             if not left.any():
                 break
-        return cls(tuple(levels))
+        return cls(tuple(_with_shift(lv, levels[0].cell_deg) for lv in levels))
 
     def query(self, lat, lon) -> tuple[np.ndarray, np.ndarray]:
         """(point index, owner) pairs for every registered box whose cells hold the point."""
         lat, lon = np.asarray(lat, float), np.asarray(lon, float)
         pts, owners = [], []
+        if not self.levels:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        # Cells are powers of two of degrees, 4x apart: the finest level's integer cell, shifted, is the
+        # cell on every other level exactly (scaling by a power of two is exact in floating point).
+        inv = 1.0 / self.levels[0].cell_deg
+        x = lat + 90.0
+        x *= inv
+        i0 = np.floor(x, out=x).astype(np.int64)
+        x = lon + 180.0
+        if len(x) and (x.min() < 0.0 or x.max() >= 360.0):
+            x %= 360.0
+        x *= inv
+        j0 = np.floor(x, out=x).astype(np.int64)
         for lv in self.levels:
-            lv.expand(np.arange(len(lat)), lv.slots(lat, lon), pts, owners)
+            if lv.shift < 0:
+                slot = lv.slots(lat, lon)
+            elif lv.shift == 0:
+                slot = lv.slots_of_cells(i0.copy(), j0.copy())
+            else:
+                slot = lv.slots_of_cells(i0 >> lv.shift, j0 >> lv.shift)
+            lv.expand(None, slot, pts, owners)
         if not pts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(pts), np.concatenate(owners)
-
 
     def query_boxes(self, lat_lo, lat_hi, lon_c, lon_half, max_cells: int = 16):
         """(query index, owner) pairs for boxes (deg; lon as centre ± half width) meeting registered cells.
@@ -148,6 +186,13 @@ class GridIndex:
         return np.concatenate(qs), np.concatenate(owners), big
 
 
+def _with_shift(lv: _Level, finest: float) -> _Level:
+    ratio = lv.cell_deg / finest
+    shift = int(round(np.log2(ratio)))
+    exact = ratio == 2.0 ** shift and np.log2(finest) == round(np.log2(finest)) and lv.n_lon * ratio == round(360.0 / finest)
+    return _Level(lv.cell_deg, lv.n_lon, lv.keys, lv.offsets, lv.items, lv.window, lv.table, shift if exact else -1)
+
+
 def _register(cell, i0, i1, j0, j1, owner) -> _Level:
     n_lon = int(np.ceil(360.0 / cell))
     n_i, n_j = i1 - i0 + 1, j1 - j0 + 1
@@ -159,8 +204,11 @@ def _register(cell, i0, i1, j0, j1, owner) -> _Level:
     jj = (j0[box] + local % n_j[box]) % n_lon
     key = ii * n_lon + jj
     width = int(owner.max()) + 1
-    pair = np.unique(key * width + owner[box])      # a box split at ±180 may share a cell with its twin
-    keys, starts = np.unique(pair // width, return_index=True)
+    pair = np.sort(key * width + owner[box])
+    pair = pair[np.append(True, pair[1:] != pair[:-1])]     # a box split at ±180 may share a cell with its twin
+    cell_key = pair // width
+    starts = np.flatnonzero(np.append(True, cell_key[1:] != cell_key[:-1]))
+    keys = cell_key[starts]
     offsets = np.append(starts, len(pair)).astype(np.int64)
     ci, cj = keys // n_lon, keys % n_lon
     i_lo, rows = int(ci.min()), int(ci.max() - ci.min() + 1)
@@ -173,6 +221,6 @@ def _register(cell, i0, i1, j0, j1, owner) -> _Level:
     window, table = (), np.zeros(0, np.int32)
     if rows * cols <= DENSE_CELLS:
         window = (i_lo, j_lo, rows, cols)
-        table = np.full(rows * cols, -1, np.int32)
+        table = np.full(rows * cols + 1, -1, np.int32)     # the last entry answers cells off the window
         table[(ci - i_lo) * cols + (cj - j_lo) % n_lon] = np.arange(len(keys), dtype=np.int32)
-    return _Level(cell, n_lon, keys, offsets, pair % width, window, table)
+    return _Level(cell, n_lon, keys, offsets, pair % width, window, table, -1)

@@ -128,11 +128,89 @@ def pair_distance(fs: FenceSet, fence, xyz, margin_m=None, inner_m=None):
     return d, inside, east, north
 
 
-def sides(fs: FenceSet, fence, xyz):
-    """(inside, east, north) of points ``xyz`` for fences ``fence``: no distances computed."""
+_SURE_M = 1e-3   # a pre-grown or pre-shrunk polygon stands in for the exact test only if its offset is larger
+
+
+def _polygon_frame(fs: FenceSet, fence, east, north):
+    """Distance (m) from each point to its polygon's frame box (0 inside the box)."""
+    box = fs.frame_box[fence]
+    dx = np.maximum(np.maximum(box[:, 0] - east, east - box[:, 2]), 0.0)
+    dy = np.maximum(np.maximum(box[:, 1] - north, north - box[:, 3]), 0.0)
+    return np.hypot(dx, dy)
+
+
+def evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: (near, deep) = (inside or within ``margin_m`` outside, inside by at least ``inner_m``).
+
+    The same answers as :func:`pair_distance` (``d <= margin_m``; inside and ``d <= -inner_m``) with fewer
+    polygon tests in the usual case (``margin_m`` = ``outer0_m``, ``inner_m`` = ``inner0_m``): a point outside
+    the pre-grown polygon is neither; inside it, it is near, and deep if inside the pre-shrunk one. Points
+    within ``sure_in_m`` of the frame origin are both, beyond ``sure_out_m`` neither, with no test at all.
+    """
     k = len(fence)
-    _, inside, east, north = pair_distance(fs, fence, xyz, np.full(k, -1.0), np.full(k, np.inf))
-    return inside, east, north
+    near, deep = np.zeros(k, bool), np.zeros(k, bool)
+    par = fs.frame[fence]
+    east, north = east_north(par, xyz)
+    circ = fs.kind[fence] == CIRCLE
+    c = np.flatnonzero(circ)
+    if len(c):
+        d = arc_from_centre(par[c], xyz[c], east[c], north[c]) - fs.radius_m[fence[c]]
+        near[c] = d <= margin_m[c]
+        deep[c] = (d <= 0) & (d <= -inner_m[c])
+    p = np.flatnonzero(~circ)
+    if len(p):
+        pf, margin, inner = fence[p], margin_m[p], inner_m[p]
+        usual = ((np.abs(margin - fs.outer0_m[pf]) <= 1e-9) & (fs.outer0_m[pf] > _SURE_M)
+                 & (inner > 0) & (inner <= fs.inner0_m[pf] + 1e-9) & (fs.inner0_m[pf] > _SURE_M))
+        u = p[usual]
+        uf = fence[u]
+        out_box = _polygon_frame(fs, uf, east[u], north[u])
+        g = np.flatnonzero(out_box <= margin_m[u])
+        rho = np.hypot(east[u[g]], north[u[g]])
+        sure = rho < fs.sure_in_m[uf[g]]
+        near[u[g[sure]]] = deep[u[g[sure]]] = True
+        g = g[~sure & (rho <= fs.sure_out_m[uf[g]])]
+        in_g = shapely.contains_xy(fs.grown[uf[g]], east[u[g]], north[u[g]])
+        near[u[g]] = in_g
+        s = g[in_g & (out_box[g] == 0)]
+        deep[u[s]] = shapely.contains_xy(fs.shrunk[uf[s]], east[u[s]], north[u[s]])
+        o = p[~usual]
+        if len(o):
+            d, ins, _, _ = pair_distance(fs, fence[o], xyz[o], margin_m[o], inner_m[o])
+            near[o] = ins | (d <= margin_m[o])
+            deep[o] = ins & (d <= -inner_m[o])
+    return near, deep
+
+
+def beyond(fs: FenceSet, fence, xyz, margin_m, east, north) -> np.ndarray:
+    """Per pair: is the point farther than ``margin_m`` outside the fence (``pair_distance`` d > margin)?
+
+    ``east``/``north``: the point in the fence's frame. With the usual margin (``outer0_m``) a polygon asks
+    only its pre-grown shape, and not even that beyond ``sure_out_m``.
+    """
+    out = np.zeros(len(fence), bool)
+    circ = fs.kind[fence] == CIRCLE
+    c = np.flatnonzero(circ)
+    if len(c):
+        d = arc_from_centre(fs.frame[fence[c]], xyz[c], east[c], north[c]) - fs.radius_m[fence[c]]
+        out[c] = d > margin_m[c]
+    p = np.flatnonzero(~circ)
+    if len(p):
+        pf, margin = fence[p], margin_m[p]
+        out_box = _polygon_frame(fs, pf, east[p], north[p])
+        far = out_box > margin
+        out[p[far]] = True
+        close = ~far
+        at0 = (np.abs(margin - fs.outer0_m[pf]) <= 1e-9) & (fs.outer0_m[pf] > _SURE_M)
+        usual = close & at0
+        gone = usual & (np.hypot(east[p], north[p]) > fs.sure_out_m[pf])     # outside the grown one
+        out[p[gone]] = True
+        u = np.flatnonzero(usual & ~gone)
+        out[p[u]] = ~shapely.contains_xy(fs.grown[pf[u]], east[p[u]], north[p[u]])
+        o = p[close & ~at0]
+        if len(o):
+            out[o] = pair_distance(fs, fence[o], xyz[o], margin_m[o], np.full(len(o), np.inf))[0] > margin_m[o]
+    return out
 
 
 def signed_distance(fs: FenceSet, fix_idx, fence_idx, lat, lon) -> np.ndarray:
@@ -164,22 +242,46 @@ def inside(fs: FenceSet, lat, lon, margin_m=0.0) -> tuple[np.ndarray, np.ndarray
     return fix, fence
 
 
-def segment_hits(fs: FenceSet, fence, ea, na, eb, nb) -> np.ndarray:
-    """Per pair: does the straight segment a→b (frame metres of ``fence``) meet the fence?"""
-    hit = np.zeros(len(fence), bool)
+def _closest_to_origin(ea, na, eb, nb) -> np.ndarray:
+    """Distance (m) from the frame origin to the nearest point of each segment a→b (frame metres)."""
+    dx, dy = eb - ea, nb - na
+    len2 = dx * dx + dy * dy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.clip(np.where(len2 > 0, -(ea * dx + na * dy) / len2, 0.0), 0.0, 1.0)
+    return np.hypot(ea + t * dx, na + t * dy)
+
+
+def segment_reaches(fs: FenceSet, fence, ea, na, eb, nb) -> np.ndarray:
+    """Per pair: may the segment a→b (frame metres of ``fence``) meet the fence? Exact for circles (closest
+    approach to the centre within the radius), the segment's box meeting the frame box for polygons."""
+    ok = np.empty(len(fence), bool)
     circ = fs.kind[fence] == CIRCLE
-    if circ.any():
-        c = np.flatnonzero(circ)
-        dx, dy = eb[c] - ea[c], nb[c] - na[c]
-        len2 = dx * dx + dy * dy
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.clip(np.where(len2 > 0, -(ea[c] * dx + na[c] * dy) / len2, 0.0), 0.0, 1.0)
-        hit[c] = np.hypot(ea[c] + t * dx, na[c] + t * dy) <= fs.radius_m[fence[c]]
+    c = np.flatnonzero(circ)
+    if len(c):
+        ok[c] = _closest_to_origin(ea[c], na[c], eb[c], nb[c]) <= fs.radius_m[fence[c]]
     p = np.flatnonzero(~circ)
     if len(p):
         box = fs.frame_box[fence[p]]
-        p = p[(np.maximum(ea[p], eb[p]) >= box[:, 0]) & (np.minimum(ea[p], eb[p]) <= box[:, 2])
-              & (np.maximum(na[p], nb[p]) >= box[:, 1]) & (np.minimum(na[p], nb[p]) <= box[:, 3])]
+        ok[p] = ((np.maximum(ea[p], eb[p]) >= box[:, 0]) & (np.minimum(ea[p], eb[p]) <= box[:, 2])
+                 & (np.maximum(na[p], nb[p]) >= box[:, 1]) & (np.minimum(na[p], nb[p]) <= box[:, 3]))
+    return ok
+
+
+def segment_hits(fs: FenceSet, fence, ea, na, eb, nb, reached: bool = False) -> np.ndarray:
+    """Per pair: does the straight segment a→b (frame metres of ``fence``) meet the fence?
+
+    ``reached=True``: every pair already passed :func:`segment_reaches`, so only polygons need more work.
+    """
+    hit = np.ones(len(fence), bool) if reached else segment_reaches(fs, fence, ea, na, eb, nb)
+    p = np.flatnonzero(hit & (fs.kind[fence] != CIRCLE))
+    if len(p):
+        # The segment's closest approach to the frame origin: within sure_in_m it enters the polygon,
+        # beyond sure_out_m it misses it; only the rest ask shapely.
+        pf = fence[p]
+        reach = _closest_to_origin(ea[p], na[p], eb[p], nb[p])
+        sure_in, sure_out = reach < fs.sure_in_m[pf], reach > fs.sure_out_m[pf]
+        hit[p[sure_out]] = False
+        p = p[~sure_in & ~sure_out]
         coords = np.stack([np.column_stack([ea[p], na[p]]), np.column_stack([eb[p], nb[p]])], axis=1)
         hit[p] = shapely.intersects(shapely.linestrings(coords), fs.shape[fence[p]])
     return hit

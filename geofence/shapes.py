@@ -6,7 +6,8 @@ A fence is a circle (centre + radius, m) or a GeoJSON polygon (with holes), each
 - lon/lat bounding boxes (a box crossing the antimeridian is stored as two boxes, a box reaching a pole spans
   every longitude), used only as prefilters: an STRtree for arbitrary query boxes (long segments, large
   margins) and, for the hot path, a :class:`geofence.grid.GridIndex` over the boxes grown by ``pad_m``
-  (the usual anti-flap margin);
+  (the usual anti-flap margin) and another over the boxes grown by ``seg_pad`` (segment midpoints, for
+  ``cross``);
 - per fence, a local east/north tangent frame at its centre (:mod:`geofence.frames`): exact at any latitude
   and across the antimeridian; polygons are stored in its metres, circles measure geodesic distance;
 - circle radii, polygon boundaries and boxes in frame metres, and the anti-flap parameters as arrays.
@@ -28,6 +29,7 @@ from vigil.errors import RejectedInput
 
 M_PER_DEG_LAT = 110_574.0   # the smallest metres per degree of latitude (equator), so boxes err large
 M_PER_DEG_LON = 111_320.0   # metres per degree of longitude at the equator
+SEG_HALF_M = 200.0          # segments up to this half extent (m per axis) ask ``seg_grid``: 40 m/s for 10 s
 CIRCLE, POLYGON = 0, 1
 
 
@@ -113,7 +115,11 @@ def add_pet_fence(existing: Sequence[CircleFence], new: CircleFence,
 
 def wrap_lon(dlon):
     """Longitude difference(s) wrapped to [-180, 180) degrees."""
-    return (np.asarray(dlon, dtype=float) + 180.0) % 360.0 - 180.0
+    x = np.asarray(dlon, dtype=float) + 180.0
+    if x.ndim == 0 or x.size == 0 or x.min() < 0.0 or x.max() >= 360.0:   # the modulo is the costly part
+        x = x % 360.0
+    x -= 180.0
+    return x
 
 
 def _ring(coords, fence_id) -> np.ndarray:
@@ -166,6 +172,11 @@ class FenceSet:
     tree: shapely.STRtree
     tree_fence: np.ndarray      # int64: fence index of each tree box
     grid: GridIndex             # over boxes grown by pad_m
+    seg_pad: np.ndarray         # float (n, 2): lat, lon half extents (deg) the seg_grid boxes are grown by
+    seg_grid: GridIndex         # over boxes grown by seg_pad: a segment's midpoint finds every box its box meets
+    sure_in_m: np.ndarray       # float (n,): frame points nearer the origin are inside ``shrunk`` (polygons; 0)
+    sure_out_m: np.ndarray      # float (n,): frame points farther from the origin are outside ``grown`` (inf)
+    id_table: np.ndarray        # int64: fence index per fence_id when ids are small non-negative, else empty
 
     def __len__(self) -> int:
         return len(self.fences)
@@ -175,8 +186,32 @@ class FenceSet:
         fid = np.asarray(fence_id, dtype=np.int64)
         if len(self.fence_id) == 0:
             return np.full(fid.shape, -1, np.int64)
+        if len(self.id_table):
+            top = len(self.id_table) - 1
+            return np.where((fid >= 0) & (fid <= top), self.id_table[np.clip(fid, 0, top)], -1)
         pos = np.minimum(np.searchsorted(self.sorted_ids, fid), len(self.sorted_ids) - 1)
         return np.where(self.sorted_ids[pos] == fid, self.id_order[pos], -1)
+
+    @staticmethod
+    def _boxes(fences, kind, radius, centre, box_lat, box_lon, polys) -> None:
+        """Validate each fence and fill its kind, radius, frame centre and lon/lat box; polygons' rings are
+        collected in ``polys``. Raises ``RejectedInput`` at the first bad fence (the boxes before it filled)."""
+        circles: list[tuple[int, float, float, float]] = []
+        try:
+            for i, f in enumerate(fences):
+                if isinstance(f, CircleFence):
+                    if not (np.isfinite(f.radius_m) and f.radius_m > 0 and abs(f.lat) <= 90 and np.isfinite(f.lon)):
+                        raise RejectedInput("radius_out_of_range" if abs(f.lat) <= 90 else "invalid_geometry",
+                                            f"fence {f.fence_id}")
+                    circles.append((i, f.lat, f.lon, f.radius_m))
+                elif isinstance(f, PolygonFence):
+                    kind[i] = POLYGON
+                    polys.append((i, _polygon_rings(f)))
+                else:
+                    raise RejectedInput("invalid_geometry", f"unknown fence type {type(f).__name__}")
+        finally:
+            _circle_boxes(circles, radius, centre, box_lat, box_lon)
+            _polygon_boxes(polys, centre, box_lat, box_lon)
 
     @classmethod
     def compile(cls, fences: Sequence[Fence]) -> "FenceSet":
@@ -191,38 +226,13 @@ class FenceSet:
         centre = np.zeros((n, 2))
         box_lat = np.zeros((n, 2))
         box_lon = np.zeros((n, 2))
-        for i, f in enumerate(fences):
-            if isinstance(f, CircleFence):
-                if not (np.isfinite(f.radius_m) and f.radius_m > 0 and abs(f.lat) <= 90 and np.isfinite(f.lon)):
-                    raise RejectedInput("radius_out_of_range" if abs(f.lat) <= 90 else "invalid_geometry",
-                                        f"fence {f.fence_id}")
-                radius[i] = f.radius_m
-                centre[i] = f.lat, f.lon
-                half = f.radius_m / M_PER_DEG_LAT * 1.01 + 1e-6
-                box_lat[i] = f.lat - half, f.lat + half
-                box_lon[i] = wrap_lon(f.lon), _half_lon(f.radius_m, box_lat[i])
-            elif isinstance(f, PolygonFence):
-                kind[i] = POLYGON
-                rings = _polygon_rings(f)
-                lon0 = rings[0][0, 0]
-                rel = wrap_lon(rings[0][:, 0] - lon0)   # unwrap the shell around its first vertex
-                c_lon = lon0 + (rel.min() + rel.max()) / 2
-                lat_lo, lat_hi = rings[0][:, 1].min(), rings[0][:, 1].max()
-                pad_lat = 0.01 * (lat_hi - lat_lo) + 1e-4
-                pad_lon = 0.01 * (rel.max() - rel.min()) + 1e-4
-                box_lat[i] = lat_lo - pad_lat, lat_hi + pad_lat
-                box_lon[i] = wrap_lon(c_lon), (rel.max() - rel.min()) / 2 + pad_lon
-                centre[i] = (lat_lo + lat_hi) / 2, float(wrap_lon(c_lon))
-                par = frame_params(*centre[i])
-                xy = [np.column_stack(east_north(np.repeat(par, len(r), 0), ecef(r[:, 1], r[:, 0]))) for r in rings]
-                poly = shapely.Polygon(xy[0], xy[1:])
-                if not poly.is_valid or poly.is_empty or not np.isfinite(np.concatenate(xy)).all():
-                    raise RejectedInput("invalid_geometry",
-                                        f"fence {f.fence_id}: {shapely.is_valid_reason(poly)}")
-                shapely.prepare(poly)
-                shapes[i] = poly
-            else:
-                raise RejectedInput("invalid_geometry", f"unknown fence type {type(f).__name__}")
+        polys: list[tuple[int, list[np.ndarray]]] = []      # (fence index, rings): built together below
+        try:
+            cls._boxes(fences, kind, radius, centre, box_lat, box_lon, polys)
+        except RejectedInput:
+            _polygons_in_frames(fences, polys, centre, shapes)      # an earlier invalid polygon comes first
+            raise
+        _polygons_in_frames(fences, polys, centre, shapes)
         boxes, owner = lonlat_boxes(box_lat[:, 0], box_lat[:, 1], box_lon[:, 0], box_lon[:, 1])
         af = [f.anti_flap for f in fences]
         af_on = np.array([a.enabled for a in af], bool)
@@ -234,6 +244,15 @@ class FenceSet:
             np.abs(grown_lat).max(axis=1) if n else np.zeros(0), 89.9)))
         gboxes, gowner = lonlat_boxes(grown_lat[:, 0], grown_lat[:, 1], box_lon[:, 0], grown_half)
         g_lo = np.asarray(shapely.bounds(gboxes)).reshape(-1, 4)
+        # Segment boxes of half extent up to SEG_HALF_M (see segment_half_fits) meet a box only if their
+        # midpoint is in the box grown by seg_pad; longitude degrees taken at the box's highest latitude.
+        worst = np.minimum(np.abs(box_lat).max(axis=1) if n else np.zeros(0), 90.0)
+        with np.errstate(divide="ignore"):
+            seg_lon = np.where(worst >= 89.9, 180.0, SEG_HALF_M / (M_PER_DEG_LON * np.cos(np.radians(worst))))
+        seg_pad = np.column_stack([np.full(n, SEG_HALF_M / M_PER_DEG_LAT), seg_lon]).reshape(n, 2)
+        sboxes, sowner = lonlat_boxes(box_lat[:, 0] - seg_pad[:, 0], box_lat[:, 1] + seg_pad[:, 0], box_lon[:, 0],
+                                      np.minimum(box_lon[:, 1] + seg_pad[:, 1], 180.0))
+        s_lo = np.asarray(shapely.bounds(sboxes)).reshape(-1, 4)
         frame_box = np.full((n, 4), np.nan)
         poly = kind == POLYGON
         inner_cap = radius / 2
@@ -251,6 +270,11 @@ class FenceSet:
             # quad_segs=8: rounded corners as chords, at most 2 % of the margin inside the true buffer.
             grown[poly] = shapely.buffer(shapes[poly], outer0[poly], quad_segs=8)
             shapely.prepare(grown[poly])
+        sure_in, sure_out = _sure_radii(poly, shrunk, grown, n)
+        id_table = np.zeros(0, np.int64)
+        if n and ids.min() >= 0 and ids.max() < 4 * n + 4096:
+            id_table = np.full(int(ids.max()) + 1, -1, np.int64)
+            id_table[ids] = np.arange(n)
         return cls(
             fences=fences, fence_id=ids, id_order=np.argsort(ids), sorted_ids=np.sort(ids), kind=kind, radius_m=radius, shape=shapes,
             boundary=np.where(poly, shapely.boundary(np.where(poly, shapes, None)), None),
@@ -263,14 +287,116 @@ class FenceSet:
             grown_box=np.column_stack([grown_lat, box_lon[:, 0], np.minimum(grown_half, 180.0)]).reshape(n, 4),
             tree=shapely.STRtree(boxes), tree_fence=owner,
             grid=GridIndex.build(g_lo[:, 1], g_lo[:, 3], g_lo[:, 0], g_lo[:, 2], gowner),
+            seg_pad=seg_pad, seg_grid=GridIndex.build(s_lo[:, 1], s_lo[:, 3], s_lo[:, 0], s_lo[:, 2], sowner),
+            sure_in_m=sure_in, sure_out_m=sure_out, id_table=id_table,
         )
 
 
-def _half_lon(radius_m: float, lat_range) -> float:
-    worst = max(abs(lat_range[0]), abs(lat_range[1]))
-    if worst >= 89.9:
-        return 180.0
-    return min(180.0, radius_m / (M_PER_DEG_LON * np.cos(np.radians(worst))) * 1.01 + 1e-6)
+def _circle_boxes(circles, radius, centre, box_lat, box_lon) -> None:
+    """Circles' radius, centre and lon/lat box (their radius in degrees, 1 % generous)."""
+    if not circles:
+        return
+    i, lat, lon, r = (np.array(c) for c in zip(*circles))
+    i = i.astype(np.int64)
+    radius[i] = r
+    centre[i] = np.column_stack([lat, lon])
+    half = r / M_PER_DEG_LAT * 1.01 + 1e-6
+    box_lat[i] = np.column_stack([lat - half, lat + half])
+    worst = np.maximum(np.abs(lat - half), np.abs(lat + half))
+    with np.errstate(divide="ignore"):
+        half_lon = np.minimum(180.0, r / (M_PER_DEG_LON * np.cos(np.radians(worst))) * 1.01 + 1e-6)
+    box_lon[i] = np.column_stack([wrap_lon(lon), np.where(worst >= 89.9, 180.0, half_lon)])
+
+
+def _polygon_boxes(polys, centre, box_lat, box_lon) -> None:
+    """Polygons' lon/lat box from the shell, unwrapped around its first vertex (1 % + 1e-4 deg generous),
+    and frame centre (the box's middle)."""
+    if not polys:
+        return
+    idx = np.array([i for i, _ in polys])
+    shells = [rs[0] for _, rs in polys]
+    size = np.array([len(r) for r in shells])
+    first = np.cumsum(size) - size
+    xy = np.concatenate(shells)
+    lon0 = xy[first, 0]
+    rel = wrap_lon(xy[:, 0] - np.repeat(lon0, size))
+    r_lo, r_hi = np.minimum.reduceat(rel, first), np.maximum.reduceat(rel, first)
+    lat_lo, lat_hi = np.minimum.reduceat(xy[:, 1], first), np.maximum.reduceat(xy[:, 1], first)
+    c_lon = lon0 + (r_lo + r_hi) / 2
+    pad_lat = 0.01 * (lat_hi - lat_lo) + 1e-4
+    pad_lon = 0.01 * (r_hi - r_lo) + 1e-4
+    box_lat[idx] = np.column_stack([lat_lo - pad_lat, lat_hi + pad_lat])
+    box_lon[idx] = np.column_stack([wrap_lon(c_lon), (r_hi - r_lo) / 2 + pad_lon])
+    centre[idx] = np.column_stack([(lat_lo + lat_hi) / 2, wrap_lon(c_lon)])
+
+
+def _polygons_in_frames(fences, polys, centre, shapes) -> None:
+    """Polygons in their fences' frames (metres), validated and prepared, into ``shapes``; all at once.
+
+    Raises ``RejectedInput`` (``invalid_geometry``) for the first invalid one, in fence order."""
+    if not polys:
+        return
+    idx = np.array([i for i, _ in polys])
+    rings = [r for _, rs in polys for r in rs]
+    ring_poly = np.repeat(np.arange(len(polys)), [len(rs) for _, rs in polys])
+    size = np.array([len(r) for r in rings])
+    coords = np.concatenate(rings)
+    vertex_poly = np.repeat(ring_poly, size)
+    par = frame_params(centre[idx, 0], centre[idx, 1]).reshape(-1, 9)[vertex_poly]
+    xy = np.column_stack(east_north(par, ecef(coords[:, 1], coords[:, 0])))
+    try:
+        built = shapely.polygons(shapely.linearrings(xy, indices=np.repeat(np.arange(len(rings)), size)),
+                                 indices=ring_poly)
+    except shapely.errors.GEOSException:
+        built = None
+    start = 0 if built is None else len(polys)
+    if built is not None:
+        finite = np.bincount(vertex_poly, ~np.isfinite(xy).all(axis=1), minlength=len(polys)) == 0
+        ok = finite & shapely.is_valid(built) & ~shapely.is_empty(built)
+        start = len(polys) if ok.all() else int(np.flatnonzero(~ok)[0])
+    slow = []
+    for j in range(start, len(polys)):      # one by one, as the reasons are named
+        xy_j = xy[vertex_poly == j]
+        parts = np.split(xy_j, np.cumsum(size[ring_poly == j])[:-1])
+        poly = shapely.Polygon(parts[0], parts[1:])
+        if not poly.is_valid or poly.is_empty or not np.isfinite(xy_j).all():
+            raise RejectedInput("invalid_geometry", f"fence {fences[idx[j]].fence_id}: {shapely.is_valid_reason(poly)}")
+        slow.append(poly)
+    if built is None:
+        built = np.empty(len(polys), dtype=object)
+    built[start:] = slow
+    shapely.prepare(built)
+    shapes[idx] = built
+
+
+def _sure_radii(poly, shrunk, grown, n) -> tuple[np.ndarray, np.ndarray]:
+    """Per polygon, disks about its frame origin that spare shapely tests: inside the shrunk polygon (the
+    distance from the origin to its boundary, 0 when the origin is not inside) and holding the grown one
+    (its farthest vertex). Each is pulled in by a micrometre-scale safety margin."""
+    sure_in, sure_out = np.zeros(n), np.full(n, np.inf)
+    if not poly.any():
+        return sure_in, sure_out
+    p = np.flatnonzero(poly)
+    origin = shapely.points(np.zeros(len(p)), np.zeros(len(p)))
+    inside = shapely.contains(shrunk[p], origin)
+    depth = shapely.distance(origin, shapely.boundary(shrunk[p]))
+    sure_in[p] = np.where(inside & np.isfinite(depth), np.maximum(depth * (1 - 1e-9) - 1e-6, 0.0), 0.0)
+    xy, owner = shapely.get_coordinates(grown[p], return_index=True)
+    far = np.zeros(len(p))
+    np.maximum.at(far, owner, np.hypot(xy[:, 0], xy[:, 1]))
+    sure_out[p] = far * (1 + 1e-9) + 1e-6
+    return sure_in, sure_out
+
+
+def segment_half_fits(half_lat, half_lon, cos_low) -> np.ndarray:
+    """Per segment box (deg: half extents; ``cos_low``: cosine of its latitude nearest the equator, 1 if it
+    spans the equator): small enough for ``FenceSet.seg_grid``?
+
+    Any box it meets reaches its latitude range, where a degree of longitude is at least as long as at the
+    box's highest latitude, so ``half_lon`` within SEG_HALF_M there is within that box's ``seg_pad``.
+    """
+    limit = 0.999 * SEG_HALF_M
+    return (half_lat * M_PER_DEG_LAT <= limit) & (half_lon * M_PER_DEG_LON * cos_low <= limit)
 
 
 def lonlat_boxes(lat_lo, lat_hi, lon_c, lon_half):

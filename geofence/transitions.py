@@ -27,9 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from geofence.confirm import BAND, HOLD, IN, OUT, UNKNOWN, confirm
-from geofence.frames import ecef
-from geofence.membership import candidates, in_grown_box, pair_distance, segment_crosses, segment_hits, sides
-from geofence.shapes import FenceSet, wrap_lon
+from geofence.frames import east_north, ecef
+from geofence.membership import (beyond, candidates, candidates_box, evidence, in_grown_box, segment_hits,
+                                 segment_reaches)
+from geofence.shapes import FenceSet, segment_half_fits, wrap_lon
 from geofence.state import CROSS, ENTER, EXIT, KIND_NAMES, Events, GeofenceState, _events
 from vigil.errors import RejectedInput
 
@@ -47,19 +48,29 @@ def _col(fixes, name, dtype):
     return np.asarray(fixes[name] if isinstance(fixes, dict) else getattr(fixes, name), dtype)
 
 
-def _member(sorted_values: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(found mask, position) of each ``x`` in the sorted unique ``sorted_values``."""
+def _finder(sorted_values: np.ndarray):
+    """A function giving (found mask, position) of each ``x`` in the sorted unique ``sorted_values``."""
     if len(sorted_values) == 0:
-        return np.zeros(len(x), bool), np.zeros(len(x), np.int64)
+        return lambda x: (np.zeros(len(x), bool), np.zeros(len(x), np.int64))
     lo, hi = int(sorted_values[0]), int(sorted_values[-1])
     if 0 <= lo and hi < 4 * len(sorted_values) + 4096:      # dense device codes: a direct table
         table = np.full(hi + 1, -1, np.int64)
         table[sorted_values] = np.arange(len(sorted_values))
-        pos = table[np.clip(x, 0, hi)]
-        found = (x >= 0) & (x <= hi) & (pos >= 0)
-        return found, np.maximum(pos, 0)
-    pos = np.minimum(np.searchsorted(sorted_values, x), len(sorted_values) - 1)
-    return sorted_values[pos] == x, pos
+
+        def find(x):
+            pos = table[np.clip(x, 0, hi)]
+            return (x >= 0) & (x <= hi) & (pos >= 0), np.maximum(pos, 0)
+        return find
+
+    def search(x):
+        pos = np.minimum(np.searchsorted(sorted_values, x), len(sorted_values) - 1)
+        return sorted_values[pos] == x, pos
+    return search
+
+
+def _member(sorted_values: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(found mask, position) of each ``x`` in the sorted unique ``sorted_values``."""
+    return _finder(sorted_values)(x)
 
 
 def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepConfig()
@@ -81,17 +92,30 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
         fresh = ~known | (ts > state.last_ts[sd])
         if not fresh.all():
             dev, ts, lat, lon, acc = dev[fresh], ts[fresh], lat[fresh], lon[fresh], acc[fresh]
+            known, sd = known[fresh], sd[fresh]
     n = len(dev)
     if n == 0:
         return state, _events(*([],) * 7)
 
     # Extended stream: each known device's last fix (context, no evidence) just before its new fixes.
-    ub = dev[np.concatenate([[True], dev[1:] != dev[:-1]])]
-    has, ci = _member(state.device, ub)
-    ci, ctx_dev = ci[has], ub[has]
-    new_pos = np.arange(n) + np.searchsorted(ctx_dev, dev, "right")
-    ctx_pos = np.searchsorted(dev, ctx_dev, "left") + np.arange(len(ci))
+    # Per device group g (ub[g]): its fixes start at starts[g]; its rows in the stream at e_start[g].
+    first_of = np.empty(n, bool)
+    first_of[0] = True
+    np.not_equal(dev[1:], dev[:-1], out=first_of[1:])
+    starts = np.flatnonzero(first_of)
+    ub, has = dev[starts], known[starts]
+    G = len(ub)
+    ci = sd[starts][has]
+    ctx_dev = ub[has]
+    ctx_before = np.cumsum(has) - has                  # context rows ahead of each group
+    e_start = starts + ctx_before
+    e_len = np.diff(np.append(starts, n)) + has
     m = n + len(ci)
+    if m == 2 * n and G == n:          # the usual batch: one fix per known device, context and fix alternate
+        new_pos, ctx_pos = slice(1, m, 2), slice(0, m, 2)
+    else:
+        new_pos = np.arange(n) + ctx_before[np.cumsum(first_of) - 1] + has[np.cumsum(first_of) - 1]
+        ctx_pos = e_start[has]
 
     def stream(new, old):
         out = np.empty(m, new.dtype)
@@ -100,11 +124,13 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
         return out
 
     e_dev = stream(dev, ctx_dev)
+    e_grp = np.repeat(np.arange(G), e_len)
     e_ts = stream(ts, state.last_ts[ci])
     e_lat, e_lon = stream(lat, state.last_lat[ci]), stream(lon, state.last_lon[ci])
     e_acc = stream(acc, state.last_acc[ci])
     e_ctx = np.ones(m, bool)
     e_ctx[new_pos] = False
+    rank = _finder(ub)
     nf = max(len(fs), 1)
 
     # Evidence: new fixes against the fences whose box grown by the usual margin holds them (the grid);
@@ -119,39 +145,40 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
         w = np.flatnonzero(wide)
         w_fix, w_fence = candidates(fs, lat[w], lon[w], np.maximum(acc0[w], float(af_pad.max())))
         g_fix, g_fence = np.concatenate([g_fix, w[w_fix]]), np.concatenate([g_fence, w_fence])
-    g_row = new_pos[g_fix]
+    g_row = np.arange(m)[new_pos][g_fix]      # stream rows of the new fixes
     af = fs.af_on[g_fence]
     g_margin = _margin(fs, g_fence, e_acc[g_row])
     g_inner = np.minimum(g_margin, fs.inner_cap_m[g_fence])
-    g_d, g_in, _, _ = pair_distance(fs, g_fence, _xyz(e_lat, e_lon, g_row), g_margin, g_inner)
+    near, deep = evidence(fs, g_fence, _xyz(e_lat, e_lon, g_row), g_margin, g_inner)
     g_poor = af & (e_acc[g_row] > fs.max_accuracy_m[g_fence])
-    near = g_in | (g_d <= g_margin)
     p_fix, p_fence = g_row[near], g_fence[near]
-    deep = g_in[near] & (g_d[near] <= -g_inner[near])
+    deep = deep[near]
     p_obs = np.where(g_poor[near], HOLD, np.where(deep, IN, BAND)).astype(np.int8)
-    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc)
+    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, np.sort(p_fix * nf + p_fence))
 
     # Keys: state rows of these devices (fences still defined), near pairs, cross pairs.
-    sk = np.flatnonzero(_member(ub, state.key_device)[0])
+    s_found, s_grp = rank(state.key_device)
+    sk = np.flatnonzero(s_found)
     sk_f = fs.index_of(state.key_fence[sk])
-    sk_live = sk[sk_f >= 0]
-    k_dev = np.concatenate([state.key_device[sk_live], e_dev[p_fix], e_dev[c_row]])
-    k_fidx = np.concatenate([sk_f[sk_f >= 0], p_fence, c_fence])
-    comp, first = np.unique(np.searchsorted(ub, k_dev) * nf + k_fidx, return_index=True)
-    k_dev, k_fidx = k_dev[first], k_fidx[first]
+    live = sk_f >= 0
+    sk_live, sk_f, sk_grp = sk[live], sk_f[live], s_grp[sk[live]]
+    k_grp = np.concatenate([sk_grp, e_grp[p_fix], e_grp[c_row]])
+    k_fidx = np.concatenate([sk_f, p_fence, c_fence])
+    comp, first = np.unique(k_grp * nf + k_fidx, return_index=True)
+    k_grp, k_fidx = k_grp[first], k_fidx[first]
+    k_dev = ub[k_grp]
     K = len(comp)
-    side = np.where(_member(ctx_dev, k_dev)[0], OUT, UNKNOWN).astype(np.int8)
+    side = np.where(has[k_grp], OUT, UNKNOWN).astype(np.int8)
     pend = np.full(K, UNKNOWN, np.int8)
     since = np.zeros(K, np.int64)
     cnt = np.zeros(K, np.int64)
     if len(sk_live):
-        at = np.searchsorted(comp, np.searchsorted(ub, state.key_device[sk_live]) * nf + sk_f[sk_f >= 0])
+        at = np.searchsorted(comp, sk_grp * nf + sk_f)
         side[at], pend[at] = state.side[sk_live], state.pending[sk_live]
         since[at], cnt[at] = state.pending_since_ms[sk_live], state.pending_count[sk_live]
 
     # Flattened (key, fix of its device) evidence: out by default, then the near pairs and crosses.
-    lo = np.searchsorted(e_dev, k_dev, "left")
-    L = np.searchsorted(e_dev, k_dev, "right") - lo
+    lo, L = e_start[k_grp], e_len[k_grp]
     off = np.concatenate([[0], np.cumsum(L)])
     flat_key = np.repeat(np.arange(K), L)
     flat_row = np.repeat(lo - off[:-1], L) + np.arange(off[-1])
@@ -160,7 +187,7 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     obs[e_ctx[flat_row]] = HOLD
 
     def pos_of(rows, fences):
-        k = np.searchsorted(comp, np.searchsorted(ub, e_dev[rows]) * nf + fences)
+        k = np.searchsorted(comp, e_grp[rows] * nf + fences)
         return off[k] + rows - lo[k]
 
     obs[pos_of(p_fix, p_fence)] = p_obs
@@ -169,11 +196,12 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
 
     need = np.where(fs.af_on[k_fidx], fs.min_fixes[k_fidx], 1) if len(fs) else np.ones(K, np.int64)
     dwell = np.where(fs.af_on[k_fidx], fs.min_dwell_ms[k_fidx], 0) if len(fs) else np.zeros(K, np.int64)
-    res = confirm(flat_key, e_ts[flat_row], obs, side, pend, since, cnt, need, dwell)
+    cpos = np.flatnonzero(cross)
+    res = confirm(flat_key, e_ts[flat_row], obs, side, pend, since, cnt, need, dwell, at=cpos)
     side, pend, since, cnt = res.side, res.pending, res.since, res.count
     fid = fs.fence_id if len(fs) else np.zeros(1, np.int64)
     xr, xk = flat_row[res.event_pos], flat_key[res.event_pos]
-    cpos = np.flatnonzero(cross & (res.side_before != IN))
+    cpos = cpos[res.side_before != IN]
     cr, ck = flat_row[cpos], flat_key[cpos]
     events = _events(np.concatenate([k_dev[xk], k_dev[ck]]), np.concatenate([fid[k_fidx[xk]], fid[k_fidx[ck]]]),
                      np.concatenate([np.where(res.event_side == IN, ENTER, EXIT), np.full(len(cr), CROSS)]),
@@ -186,20 +214,23 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     rest[sk_live] = False
     kd = np.concatenate([state.key_device[rest], k_dev[keep_k]])
     kf = np.concatenate([state.key_fence[rest], fid[k_fidx[keep_k]]])
-    korder = np.lexsort((kf, kd))
-    last = np.searchsorted(e_dev, ub, "right") - 1
+    korder = _order_by(kd, kf)
+    last = e_start + e_len - 1
     drest = np.ones(len(state.device), bool)
     drest[ci] = False
     kept = state.device[drest]
-    d_pos = np.arange(len(kept)) + np.searchsorted(ub, kept)     # merge two sorted, disjoint device lists
-    u_pos = np.arange(len(ub)) + np.searchsorted(kept, ub)
 
     def merged(old, new):
+        if len(kept) == 0:
+            return new
         out = np.empty(len(kept) + len(ub), new.dtype)
         out[d_pos] = old[drest]
         out[u_pos] = new
         return out
 
+    if len(kept):
+        d_pos = np.arange(len(kept)) + np.searchsorted(ub, kept)     # merge two sorted, disjoint device lists
+        u_pos = np.arange(len(ub)) + np.searchsorted(kept, ub)
     new = GeofenceState(
         device=merged(state.device, ub), last_ts=merged(state.last_ts, e_ts[last]),
         last_lat=merged(state.last_lat, e_lat[last]), last_lon=merged(state.last_lon, e_lon[last]),
@@ -213,16 +244,47 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     return new, events
 
 
+def _order_by(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """``np.lexsort((minor, major))``; as one stable argsort of a combined key when it fits in int64 (the
+    rows arrive mostly sorted, which a stable sort exploits)."""
+    if len(major) == 0:
+        return np.zeros(0, np.int64)
+    lo, span = int(minor.min()), int(minor.max()) - int(minor.min()) + 1
+    if int(major.min()) >= 0 and (int(major.max()) + 1) * span < 2 ** 62:
+        return np.argsort(major * span + (minor - lo), kind="stable")
+    return np.lexsort((minor, major))
+
+
 def _margin(fs: FenceSet, fence, acc) -> np.ndarray:
     """Anti-flap margin (m) per (fence, fix accuracy) pair; 0 for fences without anti-flap."""
     return np.where(fs.af_on[fence], np.maximum(np.nan_to_num(acc, nan=0.0), fs.hysteresis_m[fence]), 0.0)
 
 
-def _clear_outside(fs: FenceSet, fence, xyz, acc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(beyond the margin?, east, north) per pair."""
-    margin = _margin(fs, fence, acc)
-    d, _, east, north = pair_distance(fs, fence, xyz, margin, np.full(len(fence), np.inf))
-    return d > margin, east, north
+def _segment_candidates(fs: FenceSet, lat_lo, lat_hi, lon_c, half, cos_low) -> tuple[np.ndarray, np.ndarray]:
+    """(segment, fence index) pairs, unique, whose boxes meet: segment boxes in degrees (lat range, lon centre
+    ± half; ``cos_low`` the cosine of the box's latitude nearest the equator). Short segments look up their
+    midpoint in ``seg_grid``; longer ones query the grid by box, and the longest the STRtree."""
+    short = segment_half_fits((lat_hi - lat_lo) / 2, half, cos_low)
+    s = np.flatnonzero(short)
+    q, f = fs.seg_grid.query((lat_lo[s] + lat_hi[s]) / 2, lon_c[s])
+    q = s[q]
+    extra = _NONE, _NONE
+    if not short.all():
+        l = np.flatnonzero(~short)
+        ql, fl, big = fs.grid.query_boxes(lat_lo[l], lat_hi[l], lon_c[l], half[l])
+        q, f = np.concatenate([q, l[ql]]), np.concatenate([f, fl])
+        if big.any():
+            b = l[big]
+            extra = candidates_box(fs, lat_lo[b], lat_hi[b], lon_c[b], half[b])
+            extra = b[extra[0]], extra[1]
+    box = fs.box_lat[f]
+    near = (box[:, 0] <= lat_hi[q]) & (box[:, 1] >= lat_lo[q])
+    near &= np.abs(wrap_lon(lon_c[q] - fs.box_lon[f, 0])) <= half[q] + fs.box_lon[f, 1]
+    q, f = np.concatenate([q[near], extra[0]]), np.concatenate([f[near], extra[1]])
+    if len(q) and not short.all():
+        key = np.unique(q * len(fs) + f)       # box queries may repeat a pair
+        q, f = key // len(fs), key % len(fs)
+    return q, f
 
 
 def _xyz(lat, lon, rows) -> np.ndarray:
@@ -230,51 +292,50 @@ def _xyz(lat, lon, rows) -> np.ndarray:
     return ecef(lat[rows], lon[rows]).reshape(-1, 3)
 
 
-def _length_at_least(lat, lon, metres: float) -> np.ndarray:
-    """Per consecutive pair of rows: may the step be ``metres`` or longer? Never says no wrongly (an
-    equirectangular over-estimate, 1 % generous), so it only spares the exact work."""
-    if metres <= 0:
-        return np.ones(max(len(lat) - 1, 0), bool)
-    dy = np.abs(np.diff(lat))
-    dx = np.abs(wrap_lon(np.diff(lon))) * np.cos(np.radians(np.minimum(np.abs(lat[1:]), np.abs(lat[:-1]))))
-    return (dx * dx + dy * dy) * (111_700.0 * 1.01) ** 2 >= metres * metres
-
-
-def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc):
+def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys):
     """(row, fence index) of ``cross`` events-to-be: the segment from the device's previous fix meets a fence
     while both fixes are clearly outside it (beyond the anti-flap margin, so jitter around a parked car
-    never crosses). Candidates come from the grid by segment box (the STRtree for very long segments)."""
+    never crosses). Candidates: short segments' midpoints in ``fs.seg_grid``, longer ones by box (see
+    :func:`_segment_candidates`).
+
+    ``near_keys``: sorted ``row * max(len(fs), 1) + fence`` of the evidence pairs that are near (inside or
+    within the margin). A segment ends at a new fix, whose evidence covers every fence within its margin,
+    so its end is beyond the margin exactly when its pair is not among them."""
     if len(fs) == 0:
         return _NONE, _NONE
+    seg = np.flatnonzero((e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= config.cross_max_gap_ms)) + 1
+    la, lb, oa, ob = e_lat[seg - 1], e_lat[seg], e_lon[seg - 1], e_lon[seg]
+    dlat, dlon = lb - la, wrap_lon(ob - oa)
+    cos_low = np.cos(np.radians(np.minimum(np.abs(la), np.abs(lb))))   # at the end nearer the equator
     # Both ends beyond the margin and a path through the fence: at least twice the smallest margin long.
+    # An equirectangular over-estimate of the length (1 % generous) never says no wrongly.
     shortest = 2.0 * float(fs.outer0_m.min())
-    seg = np.flatnonzero((e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= config.cross_max_gap_ms)
-                         & _length_at_least(e_lat, e_lon, shortest)) + 1
+    if shortest > 0:
+        dx = np.abs(dlon) * cos_low
+        long = (dx * dx + dlat * dlat) * (111_700.0 * 1.01) ** 2 >= shortest * shortest
+        keep = np.flatnonzero(long)
+        seg, la, lb, oa, dlon, cos_low = (v[keep] for v in (seg, la, lb, oa, dlon, cos_low))
     if len(seg) == 0:
         return _NONE, _NONE
-    la, lb, oa, ob = e_lat[seg - 1], e_lat[seg], e_lon[seg - 1], e_lon[seg]
-    dlon = wrap_lon(ob - oa)
     lat_lo, lat_hi = np.minimum(la, lb), np.maximum(la, lb)
+    cos_low[(lat_lo <= 0) & (lat_hi >= 0)] = 1.0     # a segment across the equator reaches latitude 0
     lon_c, half = oa + dlon / 2, np.abs(dlon) / 2
-    q, f, big = fs.grid.query_boxes(lat_lo, lat_hi, lon_c, half)
-    box = fs.box_lat[f]
-    near = (box[:, 0] <= lat_hi[q]) & (box[:, 1] >= lat_lo[q])
-    gap = np.abs(wrap_lon(lon_c[q] - fs.box_lon[f, 0]))
-    near &= gap <= half[q] + fs.box_lon[f, 1]
-    key = np.unique(q[near] * len(fs) + f[near])
-    q, f = key // len(fs), key % len(fs)
-    if big.any():
-        b = np.flatnonzero(big)
-        s_idx, f2 = segment_crosses(fs, la[b], oa[b], lb[b], ob[b])
-        q, f = np.concatenate([q, b[s_idx]]), np.concatenate([f, f2])
+    q, f = _segment_candidates(fs, lat_lo, lat_hi, lon_c, half, cos_low)
     r = seg[q]
-    xyz_a, xyz_b = _xyz(e_lat, e_lon, r - 1), _xyz(e_lat, e_lon, r)
-    in_a, ea, na = sides(fs, f, xyz_a)
-    in_b, eb, nb = sides(fs, f, xyz_b)
-    hit = ~in_a & ~in_b
-    hit[hit] = segment_hits(fs, f[hit], ea[hit], na[hit], eb[hit], nb[hit])
-    r, f = r[hit], f[hit]
-    ok = (_clear_outside(fs, f, xyz_a[hit], e_acc[r - 1])[0] & _clear_outside(fs, f, xyz_b[hit], e_acc[r])[0])
-    row, fence = r[ok], f[ok]
-    poor = fs.af_on[fence] & ((e_acc[row - 1] > fs.max_accuracy_m[fence]) | (e_acc[row] > fs.max_accuracy_m[fence]))
-    return row[~poor], fence[~poor]
+    # Cheapest tests first: accuracy; the new fix (the segment's end) beyond the margin, from its evidence;
+    # the segment's reach (circles exactly, polygons by frame box); the start beyond the margin (which
+    # implies outside); then the exact polygon intersection.
+    key = r * max(len(fs), 1) + f
+    at = np.minimum(np.searchsorted(near_keys, key), max(len(near_keys) - 1, 0))
+    ok = near_keys[at] != key if len(near_keys) else np.ones(len(key), bool)
+    ok &= ~(fs.af_on[f] & ((e_acc[r - 1] > fs.max_accuracy_m[f]) | (e_acc[r] > fs.max_accuracy_m[f])))
+    r, f = r[ok], f[ok]
+    par = fs.frame[f]
+    xyz_a = _xyz(e_lat, e_lon, r - 1)
+    ea, na = east_north(par, xyz_a)
+    eb, nb = east_north(par, _xyz(e_lat, e_lon, r))
+    ok = segment_reaches(fs, f, ea, na, eb, nb)
+    ok[ok] = beyond(fs, f[ok], xyz_a[ok], _margin(fs, f[ok], e_acc[r[ok] - 1]), ea[ok], na[ok])
+    r, f, ea, na, eb, nb = (v[ok] for v in (r, f, ea, na, eb, nb))
+    hit = segment_hits(fs, f, ea, na, eb, nb, reached=True)
+    return r[hit], f[hit]
