@@ -22,6 +22,12 @@ Adopting it is one parameter, e.g.::
 
 Without a valid ``Authorization: Bearer <access token>`` the answer is 401 problem+json with a
 ``WWW-Authenticate: Bearer`` challenge. Tokens come from ``POST /v1/auth/token`` (OAuth2 password flow).
+
+Server-sent-event routes take ``owner: str | None = Depends(stream_scope)`` instead: a browser's
+``EventSource`` cannot send headers, so there (and only there) the token may also come as the
+``access_token`` query parameter (RFC 6750 §2.3). A URL leaks more easily than a header (history,
+proxy logs), which is why no other route accepts it: the token lives 15 minutes and the API server
+writes no access log (uvicorn at warning level).
 """
 
 from __future__ import annotations
@@ -29,20 +35,23 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import APIKeyQuery, OAuth2PasswordBearer
 
 from accounts.tokens import Caller, decode_access
 from api.schemas import Problem
 from vigil.errors import Forbidden, Unauthenticated
 
 __all__ = ["Caller", "DeviceId", "current_caller", "customer_scope", "customer_only", "operator_only",
-           "RESPONSES", "OPERATOR_RESPONSES", "problem_example"]
+           "stream_scope", "RESPONSES", "OPERATOR_RESPONSES", "problem_example"]
 
 TOKEN_URL = "/v1/auth/token"
 #: A device id path parameter (IMEI, serial or name; 64 = ingest.topics.MAX_DEVICE_ID_LEN), with an example.
 DeviceId = Annotated[str, Path(min_length=1, max_length=64, examples=["car-00001"])]
 bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False,
                               description="Access token from POST /v1/auth/token (15 min)")
+stream_token = APIKeyQuery(name="access_token", scheme_name="AccessTokenQuery", auto_error=False,
+                           description="The access token as a query parameter: only on text/event-stream routes "
+                                       "(EventSource cannot send an Authorization header)")
 
 
 def problem_example(status: int, kind: str, title: str, detail: str, description: str) -> dict:
@@ -85,3 +94,9 @@ async def operator_only(caller: Caller = Depends(current_caller)) -> Caller:
     if not caller.is_operator:
         raise Forbidden("this route is for operators of the assistance centre")
     return caller
+
+
+async def stream_scope(request: Request, token: str | None = Depends(bearer),
+                       query_token: str | None = Depends(stream_token)) -> str | None:
+    """:func:`customer_scope` for server-sent-event routes: the header, or else ``?access_token=``."""
+    return await customer_scope(await current_caller(request, token or query_token))

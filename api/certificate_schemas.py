@@ -41,7 +41,9 @@ class Signature(BaseModel):
 class CertificateDocument(BaseModel):
     """The signed document, served as canonical JSON bytes (verify the bytes, not a re-serialisation)."""
     certificate: dict = Field(description="id, kind, vehicle_id, issued_at, key_id, verification_url, subject, "
-                                          "parameters, findings, map")
+                                          "parameters, findings, map",
+                              examples=[{"id": "crt_5f0c3e1a9b2d4c6e8f7a1b2c", "kind": "fine_assist",
+                                         "vehicle_id": "car-00001", "key_id": "ed25519-2da8a20ad2b85f06"}])
     signature: Signature
 
 
@@ -56,6 +58,12 @@ class CertificateSummary(BaseModel):
 
 
 class CertificatePage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [{
+        "id": "crt_5f0c3e1a9b2d4c6e8f7a1b2c", "kind": "fine_assist", "vehicle_id": "car-00001",
+        "key_id": "ed25519-2da8a20ad2b85f06", "created_at": "2024-03-02T12:00:00Z",
+        "json_url": "/v1/certificates/crt_5f0c3e1a9b2d4c6e8f7a1b2c",
+        "pdf_url": "/v1/certificates/crt_5f0c3e1a9b2d4c6e8f7a1b2c/pdf"}], "limit": 50, "offset": 0,
+        "next_offset": None}]})
     items: list[CertificateSummary]
     limit: int
     offset: int
@@ -73,7 +81,7 @@ class Verification(BaseModel):
 
 
 class VerificationStatus(BaseModel):
-    id: str
+    id: str = Field(examples=["crt_5f0c3e1a9b2d4c6e8f7a1b2c"])
     kind: str
     issued: bool
     created_at: dt.datetime
@@ -82,7 +90,7 @@ class VerificationStatus(BaseModel):
 
 
 class PublicKey(BaseModel):
-    key_id: str
+    key_id: str = Field(examples=["ed25519-2da8a20ad2b85f06"])
     algorithm: Literal["Ed25519"] = "Ed25519"
     public_key: str = Field(description="base64 of the raw 32-byte Ed25519 public key")
     active: bool

@@ -14,6 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 _POLYGON = {"type": "Polygon", "coordinates": [[[9.18, 45.46], [9.2, 45.46], [9.2, 45.475], [9.18, 45.475],
                                                 [9.18, 45.46]]]}
+_FENCE = {"type": "Feature", "id": 7, "geometry": _POLYGON, "properties": {
+    "name": "ZTL Milano", "scope": "customer", "owner": "cust-1",
+    "anti_flap": {"enabled": True, "hysteresis_m": 25.0, "min_fixes": 3, "min_dwell_ms": 0, "max_accuracy_m": 200.0},
+    "created": "2026-01-01T10:00:00+00:00", "updated": "2026-01-01T10:00:00+00:00"}}
+_EVENT = {"id": 1, "device": "car-00001", "fence_id": 7, "fence_name": "ZTL Milano", "kind": "enter",
+          "ts": "2026-01-01T10:00:09Z", "since": "2026-01-01T10:00:00Z", "lat": 45.4642, "lon": 9.19,
+          "notified": True}
 
 
 class AntiFlapIn(BaseModel):
@@ -55,6 +62,7 @@ class PetFenceIn(BaseModel):
 
 
 class FenceOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_FENCE]})
     type: Literal["Feature"] = "Feature"
     id: int
     geometry: dict
@@ -63,6 +71,8 @@ class FenceOut(BaseModel):
 
 
 class FenceCollection(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"type": "FeatureCollection", "features": [_FENCE], "limit": 100, "offset": 0, "next_offset": None}]})
     type: Literal["FeatureCollection"] = "FeatureCollection"
     features: list[FenceOut]
     limit: int
@@ -84,6 +94,8 @@ class GeofenceEvent(BaseModel):
 
 
 class GeofenceEventPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"items": [_EVENT], "limit": 100, "offset": 0, "next_offset": None}]})
     items: list[GeofenceEvent]
     limit: int
     offset: int

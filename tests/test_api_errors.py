@@ -25,8 +25,10 @@ async def test_errors_are_problem_json(db):
                 "/v1/vehicles/{vehicle_id}/driving-style", "/healthz"} <= set(spec["paths"])
 
 
-#: The /v1 operations anyone may call: logging in and out, and checking a certificate (issue 7).
-PUBLIC = {("post", "/v1/auth/token"), ("post", "/v1/auth/revoke"), ("post", "/v1/certificates/verify")}
+#: The /v1 operations anyone may call: logging in and out, and checking a certificate (issue 7): uploading
+#: one, the page its QR code opens, and the public keys for offline checks.
+PUBLIC = {("post", "/v1/auth/token"), ("post", "/v1/auth/revoke"), ("post", "/v1/certificates/verify"),
+          ("get", "/v1/certificates/{cert_id}/verification"), ("get", "/v1/certificates/keys")}
 
 
 def test_openapi_documents_every_route_with_a_summary_and_examples():
