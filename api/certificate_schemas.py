@@ -7,26 +7,29 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas import Moment
+
 
 class Place(BaseModel):
+    model_config = ConfigDict(strict=True)      # a number, not ``true`` taken as 1
     lat: float = Field(ge=-90, le=90, examples=[60.1699])
     lon: float = Field(ge=-180, le=180, examples=[24.9384])
 
 
 class FineAssistRequest(BaseModel):
     kind: Literal["fine_assist"]
-    at: dt.datetime = Field(description="moment of the alleged violation, with a UTC offset",
+    at: Moment = Field(description="moment of the alleged violation, RFC 3339 with its UTC offset",
                             examples=["2024-03-01T08:15:00Z"])
     place: Place | None = Field(None, description="where the fine says the car was")
-    max_gap_s: float | None = Field(None, gt=0, le=3600,
+    max_gap_s: float | None = Field(None, gt=0, le=3600, strict=True,
                                     description="refuse to attest beyond this gap to the nearest fix (default 120 s)")
 
 
 class PeriodRequest(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
     kind: Literal["driving_style", "vehicle_usage"]
-    start: dt.datetime = Field(alias="from", examples=["2024-03-01T00:00:00Z"])
-    end: dt.datetime = Field(alias="to", examples=["2024-04-01T00:00:00Z"])
+    start: Moment = Field(alias="from", examples=["2024-03-01T00:00:00Z"])
+    end: Moment = Field(alias="to", examples=["2024-04-01T00:00:00Z"])
 
 
 CertificateRequest = Annotated[Union[FineAssistRequest, PeriodRequest], Field(discriminator="kind")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
@@ -13,6 +12,7 @@ from api import certificate_service as service
 from api.access import DeviceId, customer_scope
 from api.certificate_schemas import (CertificateDocument, CertificatePage, CertificateRequest, CertificateSummary,
                                      FineAssistRequest, PublicKey, Verification, VerificationStatus)
+from vigil.errors import RejectedInput
 
 router = APIRouter(tags=["certificates"])
 NOT_FOUND = access.problem_example(404, "not-found", "certificate not found", "certificate 'crt_5f0c3e1a' not found",
@@ -97,12 +97,19 @@ async def _bounded_body(request: Request, limit: int) -> bytes | None:
 
 
 @router.post("/v1/certificates/verify", response_model=Verification,
+             responses=access.problem_example(422, "missing-body", "request refused",
+                                              "upload the certificate's JSON or PDF as the request body",
+                                              "nothing was uploaded"),
              summary="Verify an uploaded certificate (the JSON document or the PDF); open to anyone",
              openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": {"type": "object"}},
+                 # Any bytes are checked and answered (valid or why not): no JSON schema to hold them to.
+                 "application/json": {"schema": {"description": "the certificate's JSON document"}},
                  "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
 async def verify(request: Request) -> Verification:
-    verdict = service.verify(ctx=_ctx(request), data=await _bounded_body(request, service.MAX_UPLOAD_BYTES))
+    data = await _bounded_body(request, service.MAX_UPLOAD_BYTES)
+    if data == b"":
+        raise RejectedInput("missing-body", "upload the certificate's JSON or PDF as the request body")
+    verdict = service.verify(ctx=_ctx(request), data=data)
     return Verification(valid=verdict.valid, reason=verdict.reason, format=verdict.format, detail=verdict.detail,
                         key_ids=verdict.key_ids, certificate=verdict.certificate)
 

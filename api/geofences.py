@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -12,11 +11,12 @@ from api import access
 from api import fence_service as service
 from api.access import customer_scope
 from api.geofence_schemas import FenceCollection, FenceIn, FenceOut, GeofenceEvent, GeofenceEventPage
+from api.schemas import Moment
 from geofence.scope import anti_flap_of
 
 router = APIRouter(tags=["geofences"])
 #: A fence id (a PostgreSQL bigint: larger values can name no fence and are refused as invalid).
-FenceId = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[7])]
+FenceId = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[1])]
 NOT_FOUND = access.problem_example(404, "not-found", "geofence not found", "geofence '7' not found",
                                    "no such fence, car or pet, or not the caller's")
 ERRORS = access.RESPONSES | NOT_FOUND | access.problem_example(
@@ -47,7 +47,8 @@ async def create(request: Request, body: FenceIn, owner: str | None = Depends(cu
 
 @router.get("/v1/geofences", response_model=FenceCollection, responses=access.RESPONSES, summary="The customer's car geofences")
 async def list_all(request: Request, owner: str | None = Depends(customer_scope),
-                   limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> FenceCollection:
+                   limit: int = Query(100, ge=1, le=1000),
+                   offset: int = Query(0, ge=0, le=1_000_000)) -> FenceCollection:
     rows = await service.list_fences(db=request.app.state.db, owner=owner, limit=limit + 1, offset=offset)
     return FenceCollection(features=[feature(r) for r in rows[:limit]], limit=limit, offset=offset,
                            next_offset=offset + limit if len(rows) > limit else None)
@@ -77,9 +78,9 @@ async def delete(request: Request, fence_id: FenceId, owner: str | None = Depend
 async def events(
     request: Request, owner: str | None = Depends(customer_scope),
     device: str | None = Query(None, min_length=1, max_length=64, description="only this device's events"),
-    fence: int | None = Query(None, ge=1, le=2**63 - 1, description="only this fence's events"), start: dt.datetime | None = Query(None, alias="from"),
-    end: dt.datetime | None = Query(None, alias="to"), limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    fence: int | None = Query(None, ge=1, le=2**63 - 1, description="only this fence's events"),
+    start: Moment | None = Query(None, alias="from"), end: Moment | None = Query(None, alias="to"),
+    limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=1_000_000),
 ) -> GeofenceEventPage:
     rows = await service.events(db=request.app.state.db, owner=owner, device=device, fence_id=fence, start=start,
                                 end=end, limit=limit + 1, offset=offset)

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api import fence_service as service
@@ -94,10 +94,13 @@ SSE_EXAMPLE = ': tracking\n\nid: 1767261600000\nevent: fix\ndata: {"ts": "2026-0
             summary="Live tracking: the pet's new fixes as server-sent events (event: fix); the token may "
                     "also come as ?access_token= (EventSource sends no headers)")
 async def track(request: Request, pet_id: PetId, owner: str | None = Depends(stream_scope),
-                last_event_id: str | None = Header(None, description="resume after this fix (its ts, UTC ms)")
+                last_event_id: str | None = Header(None, description="resume after this fix (its ts, UTC ms)"),
+                resume_after: str | None = Query(None, alias="last_event_id", max_length=32, description=(
+                    "the same as the Last-Event-ID header, for a new EventSource (which cannot send it)"))
                 ) -> StreamingResponse:
     db = request.app.state.db
     found = await service.pet(db=db, owner=owner, pet_id=pet_id)
+    last_event_id = last_event_id or resume_after
     # An id is a fix's ts in UTC ms; 14 ASCII digits reach year 5138, so the datetime cannot overflow.
     if last_event_id is not None and re.fullmatch(r"[0-9]{1,14}", last_event_id):
         cursor = _EPOCH + dt.timedelta(milliseconds=int(last_event_id))

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 
 from vigil.errors import Conflict, Forbidden, NotFound, RejectedInput, StorageError, TooManyAttempts, Unauthenticated
 
@@ -74,4 +75,16 @@ def install(app: FastAPI) -> None:
         response = problem(exc.status_code, f"http-{exc.status_code}", str(exc.detail), str(exc.detail))
         # Keep what the framework adds, e.g. the ``Allow`` header RFC 9110 requires with a 405.
         response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed(request)
         return response
+
+
+def _allowed(request: Request) -> str:
+    """Every method the path supports. Starlette's 405 names only the first route matching the path, but
+    one path is often several routes (GET and POST of a collection are two functions)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(request.scope["path"]):
+            methods |= route.methods
+    return ", ".join(sorted(methods))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -15,8 +17,9 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.python import asgi as schemathesis_asgi
 
 from accounts import Caller, issue_access
-from storage import Database
-from tests.access_data import seed_car, seed_two_customers
+from api import pets
+from storage import Database, devices
+from tests.access_data import T0, certificate_context, seed_car, seed_fences, seed_fix, seed_two_customers
 from tests.helpers import auth_config, make_app
 from tests.services import scratch_database
 
@@ -34,6 +37,7 @@ class InServingLoop:
         self.auth = auth_config(access_ttl_s=6 * 3600)
         self.app = None
         self.seeded = False
+        self.certificates = certificate_context(Path(tempfile.mkdtemp(prefix="vigil-schemathesis-keys-")))
         # seed_two_customers creates alice (1), bob (2) and olga (3) in a fresh database.
         now = dt.datetime.now(dt.timezone.utc)
         self.tokens = {name: issue_access(self.auth, caller, now=now)[0] for name, caller in {
@@ -47,11 +51,14 @@ class InServingLoop:
         # Schemathesis ends the lifespan after each test item: the data is seeded once.
         self.db = await Database.open(self.database_url)
         if not self.seeded:
-            await seed_two_customers(self.db)
-            # The document's example id, so the explicit examples reach real data (alice's car).
+            await seed_two_customers(self.db, certificates=self.certificates)
+            # The document's example ids, so the explicit examples reach real data (alice's car and pet).
             await seed_car(self.db, "car-00001", "cust-a")
+            (pet,) = await devices.provision(self.db, ["pet-0001"], kind="pet", owner="cust-a")
+            await seed_fix(self.db, pet.id, T0, 60.17, 24.94)
+            await seed_fences(self.db, "cust-a", "car-00001", "pet-0001")
             self.seeded = True
-        self.app = make_app(self.db, auth=self.auth)
+        self.app = make_app(self.db, auth=self.auth, certificates=self.certificates)
         await send({"type": "lifespan.startup.complete"})
         await receive()
         await self.db.close()
@@ -62,10 +69,14 @@ APP = InServingLoop()
 # The document does not depend on the database: it is read from an app without one, at collection.
 # RFC 6749 §5.2: the token endpoint answers a well-formed request with wrong credentials with 400
 # (invalid_grant), and a locked account gets 429; both are documented answers to schema-valid input.
+# Geofences, pet fences and certificates are checked by the cores beyond what a schema says (a valid
+# ring, sane anti-flap settings, 'from' before 'to', at most 5 pet fences): schema-valid input may get the
+# documented 422 with a reason.
 CONFIG = SchemathesisConfig.from_dict({"operations": [{
     "include-path": "/v1/auth/token",
     "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "429"]}},
-}]})
+}, *({"include-tag": tag, "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "404", "422"]}}}
+     for tag in ("geofences", "pets", "certificates"))]})
 schema = schemathesis.openapi.from_dict(make_app(None).openapi(), config=CONFIG)
 schema.app = APP
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -73,7 +84,9 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=
 
 @pytest.fixture(scope="module")
 def served(pg_admin_url):
-    with scratch_database(pg_admin_url) as url:
+    with scratch_database(pg_admin_url) as url, pytest.MonkeyPatch.context() as patch:
+        # The pet's live stream ends at once: schemathesis reads each answer whole.
+        patch.setattr(pets, "STREAM_MAX_S", 0.0)
         APP.database_url = url
         yield APP
         schemathesis_asgi.shutdown_lifespans()

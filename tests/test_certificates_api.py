@@ -147,7 +147,9 @@ async def test_bad_requests_are_problems(world, monkeypatch):
     cases = [
         ({"kind": "fine_assist", "at": "2024-03-03T00:00:00Z"}, 422, "moment-in-future", "moment-in-future"),
         ({"kind": "fine_assist", "at": "0001-01-01T00:00:00Z"}, 422, "moment-out-of-range", "moment-out-of-range"),
-        ({"kind": "fine_assist", "at": "2024-03-01T10:00:00"}, 422, "naive-time", "naive-time"),
+        ({"kind": "fine_assist", "at": "2024-03-01T10:00:00"}, 422, "invalid-request", None),   # no offset
+        ({"kind": "fine_assist", "at": 1709287200}, 422, "invalid-request", None),            # not RFC 3339
+        ({"kind": "fine_assist", "at": "2024-03-01T10:00:00Z", "max_gap_s": True}, 422, "invalid-request", None),
         ({"kind": "vehicle_usage", "from": DAY["end"], "to": DAY["start"]}, 422, "bad-period", "bad-period"),
         ({"kind": "horoscope"}, 422, "invalid-request", None),
         ({"kind": "driving_style", "from": "0001-01-01T00:00:00+01:00", "to": DAY["end"]}, 422, "period-out-of-range",
@@ -165,6 +167,8 @@ async def test_bad_requests_are_problems(world, monkeypatch):
     assert missing.status_code == 404
     assert (await http.get("/v1/certificates/crt_nothing")).status_code == 404
     assert (await http.get("/v1/certificates/crt_nothing/pdf")).status_code == 404
+    empty = await http.post("/v1/certificates/verify", content=b"")
+    assert empty.status_code == 422 and empty.json()["reason"] == "missing-body"
     garbage = (await http.post("/v1/certificates/verify", content=b"hello")).json()
     assert (garbage["valid"], garbage["reason"]) == (False, "not-json")
     monkeypatch.setattr(service, "MAX_UPLOAD_BYTES", 1000)

@@ -200,8 +200,7 @@ async def test_track_stream_takes_the_token_from_the_query_only_there(http, auth
     token = auth["alice"]["Authorization"].removeprefix("Bearer ")
     pet = (await devices.lookup(db, ["pet-a"]))["pet-a"]
     await seed_fix(db, pet.id, dt.datetime(2026, 1, 1, 10, tzinfo=dt.timezone.utc), 45.5, 9.2)
-    stream = await http.get("/v1/pets/pet-a/track/stream", params={"access_token": token},
-                            headers={"Last-Event-ID": "0"})
+    stream = await http.get("/v1/pets/pet-a/track/stream", params={"access_token": token, "last_event_id": "0"})
     assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
     assert stream.text.startswith(": tracking\n\nid: 1767261600000\nevent: fix\ndata: ")
     by_header = await http.get("/v1/pets/pet-a/track/stream", headers=auth["alice"])
