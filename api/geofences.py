@@ -45,7 +45,8 @@ async def create(request: Request, body: FenceIn, owner: str | None = Depends(cu
     return feature(await service.create_fence(db=request.app.state.db, owner=owner, feature=body))
 
 
-@router.get("/v1/geofences", response_model=FenceCollection, responses=access.RESPONSES, summary="The customer's car geofences")
+@router.get("/v1/geofences", response_model=FenceCollection, responses=access.RESPONSES,
+            summary="The customer's car geofences")
 async def list_all(request: Request, owner: str | None = Depends(customer_scope),
                    limit: int = Query(100, ge=1, le=1000),
                    offset: int = Query(0, ge=0, le=1_000_000)) -> FenceCollection:

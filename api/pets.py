@@ -33,8 +33,8 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 STREAM_POLL_S = 1.0
 STREAM_KEEPALIVE_S = 15.0
 #: A stream ends after this long, s: 15 min, the life of an access token, so a stream outlives the
-#: credential that opened it by at most that. The client reconnects with a fresh token and Last-Event-ID
-#: and misses nothing.
+#: credential that opened it by at most that. The client reconnects with a fresh token and the last
+#: event id (header, or ``?last_event_id=`` from a new EventSource) and misses nothing.
 STREAM_MAX_S = 900.0
 
 
