@@ -20,6 +20,10 @@ async def test_errors_are_problem_json(db):
         missing = await http.get("/v1/nowhere")
         assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
         assert (await http.get("/v1/trips/not-a-number")).json()["type"].endswith("/invalid-request")
+        # One path, two routes (GET and POST are two functions): the 405 names every method (RFC 9110).
+        wrong = await http.delete("/v1/vehicles/car-1/certificates")
+        assert wrong.status_code == 405 and wrong.headers["content-type"] == "application/problem+json"
+        assert wrong.headers["allow"] == "GET, HEAD, POST"
         spec = (await http.get("/openapi.json")).json()
         assert {"/v1/vehicles/{vehicle_id}/position", "/v1/vehicles/{vehicle_id}/trips", "/v1/trips/{trip_id}",
                 "/v1/vehicles/{vehicle_id}/driving-style", "/healthz"} <= set(spec["paths"])
