@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.routing import Route
+from starlette.routing import compile_path
 
 from vigil.errors import Conflict, Forbidden, NotFound, RejectedInput, StorageError, TooManyAttempts, Unauthenticated
 
@@ -76,15 +76,23 @@ def install(app: FastAPI) -> None:
         # Keep what the framework adds, e.g. the ``Allow`` header RFC 9110 requires with a 405.
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:
-            response.headers["Allow"] = _allowed(request)
+            response.headers["Allow"] = _allowed(request) or response.headers.get("Allow", "")
         return response
 
 
+_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
+
+
 def _allowed(request: Request) -> str:
-    """Every method the path supports. Starlette's 405 names only the first route matching the path, but
-    one path is often several routes (GET and POST of a collection are two functions)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.path_regex.match(request.scope["path"]):
-            methods |= route.methods
-    return ", ".join(sorted(methods))
+    """Every method the path supports, from the OpenAPI document. Starlette's 405 names only the first route
+    matching the path, but one path is often several routes (GET and POST of a collection are two
+    functions, in different routers)."""
+    table = getattr(request.app.state, "allow_table", None)
+    if table is None:
+        table = []
+        for path, operations in request.app.openapi()["paths"].items():
+            methods = {m.upper() for m in operations if m in _METHODS}
+            table.append((compile_path(path)[0], methods | ({"HEAD"} if "GET" in methods else set())))
+        request.app.state.allow_table = table
+    allowed = set().union(*(methods for regex, methods in table if regex.match(request.scope["path"])))
+    return ", ".join(sorted(allowed))
