@@ -24,6 +24,7 @@ async def test_errors_are_problem_json(db):
         wrong = await http.delete("/v1/vehicles/car-1/certificates")
         assert wrong.status_code == 405 and wrong.headers["content-type"] == "application/problem+json"
         assert wrong.headers["allow"] == "GET, HEAD, POST"
+        assert (await http.delete("/v1/certificates/verify")).headers["allow"] == "POST"   # not .../{cert_id}
         spec = (await http.get("/openapi.json")).json()
         assert {"/v1/vehicles/{vehicle_id}/position", "/v1/vehicles/{vehicle_id}/trips", "/v1/trips/{trip_id}",
                 "/v1/vehicles/{vehicle_id}/driving-style", "/healthz"} <= set(spec["paths"])
