@@ -105,7 +105,6 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     e_acc = stream(acc, state.last_acc[ci])
     e_ctx = np.ones(m, bool)
     e_ctx[new_pos] = False
-    xyz = ecef(e_lat, e_lon).reshape(-1, 3)
     nf = max(len(fs), 1)
 
     # Evidence: new fixes against the fences whose box grown by the usual margin holds them (the grid);
@@ -124,13 +123,13 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     af = fs.af_on[g_fence]
     g_margin = _margin(fs, g_fence, e_acc[g_row])
     g_inner = np.minimum(g_margin, fs.inner_cap_m[g_fence])
-    g_d, g_in, _, _ = pair_distance(fs, g_fence, xyz[g_row], g_margin, g_inner)
+    g_d, g_in, _, _ = pair_distance(fs, g_fence, _xyz(e_lat, e_lon, g_row), g_margin, g_inner)
     g_poor = af & (e_acc[g_row] > fs.max_accuracy_m[g_fence])
     near = g_in | (g_d <= g_margin)
     p_fix, p_fence = g_row[near], g_fence[near]
     deep = g_in[near] & (g_d[near] <= -g_inner[near])
     p_obs = np.where(g_poor[near], HOLD, np.where(deep, IN, BAND)).astype(np.int8)
-    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, xyz)
+    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc)
 
     # Keys: state rows of these devices (fences still defined), near pairs, cross pairs.
     sk = np.flatnonzero(_member(ub, state.key_device)[0])
@@ -226,7 +225,22 @@ def _clear_outside(fs: FenceSet, fence, xyz, acc) -> tuple[np.ndarray, np.ndarra
     return d > margin, east, north
 
 
-def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, xyz):
+def _xyz(lat, lon, rows) -> np.ndarray:
+    """ECEF (k, 3) of the given rows: computed for the rows that meet a fence, not for every fix."""
+    return ecef(lat[rows], lon[rows]).reshape(-1, 3)
+
+
+def _length_at_least(lat, lon, metres: float) -> np.ndarray:
+    """Per consecutive pair of rows: may the step be ``metres`` or longer? Never says no wrongly (an
+    equirectangular over-estimate, 1 % generous), so it only spares the exact work."""
+    if metres <= 0:
+        return np.ones(max(len(lat) - 1, 0), bool)
+    dy = np.abs(np.diff(lat))
+    dx = np.abs(wrap_lon(np.diff(lon))) * np.cos(np.radians(np.minimum(np.abs(lat[1:]), np.abs(lat[:-1]))))
+    return (dx * dx + dy * dy) * (111_700.0 * 1.01) ** 2 >= metres * metres
+
+
+def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc):
     """(row, fence index) of ``cross`` events-to-be: the segment from the device's previous fix meets a fence
     while both fixes are clearly outside it (beyond the anti-flap margin, so jitter around a parked car
     never crosses). Candidates come from the grid by segment box (the STRtree for very long segments)."""
@@ -235,7 +249,7 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, xyz):
     # Both ends beyond the margin and a path through the fence: at least twice the smallest margin long.
     shortest = 2.0 * float(fs.outer0_m.min())
     seg = np.flatnonzero((e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= config.cross_max_gap_ms)
-                         & (((xyz[1:] - xyz[:-1]) ** 2).sum(axis=1) >= shortest * shortest)) + 1
+                         & _length_at_least(e_lat, e_lon, shortest)) + 1
     if len(seg) == 0:
         return _NONE, _NONE
     la, lb, oa, ob = e_lat[seg - 1], e_lat[seg], e_lon[seg - 1], e_lon[seg]
@@ -254,12 +268,13 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, xyz):
         s_idx, f2 = segment_crosses(fs, la[b], oa[b], lb[b], ob[b])
         q, f = np.concatenate([q, b[s_idx]]), np.concatenate([f, f2])
     r = seg[q]
-    in_a, ea, na = sides(fs, f, xyz[r - 1])
-    in_b, eb, nb = sides(fs, f, xyz[r])
+    xyz_a, xyz_b = _xyz(e_lat, e_lon, r - 1), _xyz(e_lat, e_lon, r)
+    in_a, ea, na = sides(fs, f, xyz_a)
+    in_b, eb, nb = sides(fs, f, xyz_b)
     hit = ~in_a & ~in_b
     hit[hit] = segment_hits(fs, f[hit], ea[hit], na[hit], eb[hit], nb[hit])
     r, f = r[hit], f[hit]
-    ok = _clear_outside(fs, f, xyz[r - 1], e_acc[r - 1])[0] & _clear_outside(fs, f, xyz[r], e_acc[r])[0]
+    ok = (_clear_outside(fs, f, xyz_a[hit], e_acc[r - 1])[0] & _clear_outside(fs, f, xyz_b[hit], e_acc[r])[0])
     row, fence = r[ok], f[ok]
     poor = fs.af_on[fence] & ((e_acc[row - 1] > fs.max_accuracy_m[fence]) | (e_acc[row] > fs.max_accuracy_m[fence]))
     return row[~poor], fence[~poor]

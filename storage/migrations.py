@@ -42,8 +42,8 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (5, "trips, trip events, processor state", _sql("0005_trips.sql")),
     (6, "device time zone", _sql("0006_device_timezone.sql")),
     (7, "notification outbox", _sql("0007_notifications.sql")),
-    (10, "accounts, refresh tokens, confirmations", _sql("0010_accounts.sql")),
     (8, "geofences, geofence events", _sql("0008_geofences.sql")),
+    (10, "accounts, refresh tokens, confirmations", _sql("0010_accounts.sql")),
     (11, "certificates", _sql("0011_certificates.sql")),
 )
 

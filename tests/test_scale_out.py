@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -44,13 +45,19 @@ def test_vigil_gateway_workers_processes(mqtt_url, database_url, tmp_path):
                VIGIL_MQTT_SHARE_GROUP=f"g-{client_id}")
     proc = subprocess.Popen([sys.executable, "-m", "vigil.cli", "gateway", "--workers", "2"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
     try:
         async def scenario():
             db = await Database.open(database_url)
             try:
                 ids = [f"wk-car-{i:02d}" for i in range(20)]
                 await devices.provision(db, ids, kind="car")
-                await asyncio.sleep(3)  # both workers subscribed (start-up is well under a second each)
+                for _ in range(600):      # both workers subscribed: start-up takes seconds on a busy machine
+                    if sum("gateway subscribed to" in line for line in list(lines)) >= 2:
+                        break
+                    await asyncio.sleep(0.1)
                 await run_cars(mqtt_url, ids, fixes_per_car=30, realtime=False, seed=6)
                 assert await wait_for_rows(db, "fixes", 600) == 600
                 await asyncio.sleep(0.5)
@@ -60,7 +67,9 @@ def test_vigil_gateway_workers_processes(mqtt_url, database_url, tmp_path):
 
         asyncio.run(scenario())
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+        out = "".join(lines)
     finally:
         if proc.poll() is None:
             proc.kill()

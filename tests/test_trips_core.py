@@ -108,6 +108,18 @@ def test_a_single_gps_jump_while_parked_is_not_a_trip():
     assert len(process_all(b, TripConfig(max_accuracy_m=100.0)).trips) == 0
 
 
+def test_accuracy_filter_follows_the_fixes_when_a_batch_arrives_in_time_order():
+    # Two devices interleaved in time order (not sorted by device): every fix of device 1 is too
+    # inaccurate, so only device 0 is accepted, whatever the order the batch comes in.
+    n = 20
+    batch = {"device": np.tile([0, 1], n), "ts_ms": np.repeat(T0 + 1000 * np.arange(n), 2),
+             "lat": np.full(2 * n, 45.0), "lon": np.full(2 * n, 9.0),
+             "accuracy_m": np.tile(np.float32([5.0, 500.0]), n)}
+    r = step(TripState.empty(), batch, TripConfig(max_accuracy_m=100.0))
+    assert r.state.devices().tolist() == [0]
+    assert r.state.tail["ts_ms"].tolist() == (T0 + 1000 * np.arange(n)).tolist()
+
+
 def test_trips_shorter_than_the_minimums_are_dropped():
     tr = Track().park(300).drive(5, 0, 40).drive(10, 40).drive(5, 40, 0).park(300)   # ~190 m, 20 s
     assert len(process_all(tr.build(), CFG).trips) == 0

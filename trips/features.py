@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trips.config import G, TripConfig
-from trips.geo import E2, _KM, _KN, _RAD
+from trips.geo import E2, _KM, _KN, _RAD, cos_lat
 
 CHUNK = 1 << 15
 _F = np.float32
@@ -33,13 +33,14 @@ class Signals:
     pcut: np.ndarray       # bool: wcut, or a new UTC minute or UTC offset (local minute may change)
     hint: np.ndarray       # bool: may be a harsh-driving or crash sample
     key: np.ndarray        # int64: increases along the table; devices are further apart than any window
+    cos: np.ndarray        # float32: trips.geo.cos_lat of the fix, reused by every later distance
 
 
 def compute_signals(t: dict[str, np.ndarray], cfg: TripConfig) -> Signals:
     """Signals of the track table ``t`` (columns of trips.state.TRACK_COLUMNS, sorted by device, ts)."""
     n = len(t["ts_ms"])
-    out = Signals(*(np.empty(n, dt) for dt in (bool, bool, _F, _F, _F, bool, _F, bool, bool, bool, np.int64)))
-    any_accel = bool(np.isfinite(t["accel_x"]).any() or np.isfinite(t["accel_y"]).any())
+    out = Signals(*(np.empty(n, dt) for dt in (bool, bool, _F, _F, _F, bool, _F, bool, bool, bool, np.int64, _F)))
+    any_accel = _any_finite(t["accel_x"]) or _any_finite(t["accel_y"])
     dev, ts = t["device"], t["ts_ms"]
     if n:
         t0 = int(ts.min())
@@ -49,6 +50,12 @@ def compute_signals(t: dict[str, np.ndarray], cfg: TripConfig) -> Signals:
         for a in range(0, n, CHUNK):
             _chunk(t, out, a, min(n, a + CHUNK), cfg, any_accel, (int(dev[0]), t0, span))
     return out
+
+
+def _any_finite(col: np.ndarray) -> bool:
+    if len(col) and col.strides == (0,):          # a constant filled in for an absent column
+        return bool(np.isfinite(col[0]))
+    return bool(np.isfinite(col).any())
 
 
 def _chunk(t, out: Signals, a: int, b: int, cfg: TripConfig, any_accel: bool, lane: tuple[int, int, int]) -> None:
@@ -65,7 +72,7 @@ def _chunk(t, out: Signals, a: int, b: int, cfg: TripConfig, any_accel: bool, la
     dt *= _F(1e-3)
     dt[first] = 0
 
-    c = np.cos(lat.astype(_F) * _F(_RAD))
+    c = cos_lat(lat)
     cm = c[1:] + c[:-1]
     cm *= _F(0.5)
     s2 = _F(1) - cm * cm
@@ -127,7 +134,7 @@ def _chunk(t, out: Signals, a: int, b: int, cfg: TripConfig, any_accel: bool, la
     out.dist[a:b] = dist[s]
     out.kmh[a:b] = kmh[s]
     out.slow[a:b] = ~(spd[s] >= _F(cfg.stop_speed_kmh))
-    out.dt_moving[a:b] = np.where(kmh[s] >= _F(cfg.stop_speed_kmh), dt[s], _F(0))
+    np.multiply(dt[s], kmh[s] >= _F(cfg.stop_speed_kmh), out=out.dt_moving[a:b])   # dt >= 0, kmh not NaN
     out.wcut[a:b] = (wcut | brk)[s]
     out.pcut[a:b] = (pcut | brk)[s]
     key = out.key[a:b]
@@ -136,6 +143,7 @@ def _chunk(t, out: Signals, a: int, b: int, cfg: TripConfig, any_accel: bool, la
     key += ts[s]
     key -= lane[1]
     out.hint[a:b] = hint[s]
+    out.cos[a:b] = c[s]
 
 
 def accelerations(t: dict[str, np.ndarray], sig: Signals, rows: np.ndarray, cfg: TripConfig

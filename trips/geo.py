@@ -21,21 +21,30 @@ _KN = A * _RAD
 _KM = A * (1.0 - E2) * _RAD
 
 
+def cos_lat(lat_deg: np.ndarray) -> np.ndarray:
+    """float32 cos of ``lat_deg``: the one transcendental the distances here need (computed once per fix)."""
+    return np.cos(np.asarray(lat_deg, dtype=np.float32) * np.float32(_RAD))
+
+
 def metres_per_degree(lat_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scale factors (m per degree of latitude, m per degree of longitude) at ``lat_deg``; float32, shape of input."""
-    c = np.cos(np.asarray(lat_deg, dtype=np.float32) * np.float32(_RAD))
+    return scales_from_cos(cos_lat(lat_deg))
+
+
+def scales_from_cos(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`metres_per_degree` from :func:`cos_lat` of the latitudes (same values)."""
     s2 = np.float32(1.0) - c * c
     m_lat = np.float32(_KM) * (np.float32(1.0) + np.float32(1.5 * E2) * s2)
     m_lon = np.float32(_KN) * (np.float32(1.0) + np.float32(0.5 * E2) * s2) * c
     return m_lat, m_lon
 
 
-def hop_distance(lat0, lon0, lat1, lon1) -> np.ndarray:
-    """Distance (m, float32) from (lat0, lon0) to (lat1, lon1), degrees, elementwise; for hops below ~50 km."""
+def hop_distance(lat0, lon0, lat1, lon1, cos0=None, cos1=None) -> np.ndarray:
+    """Distance (m, float32) from (lat0, lon0) to (lat1, lon1), degrees, elementwise; for hops below ~50 km.
+    ``cos0``/``cos1``: :func:`cos_lat` of lat0/lat1 when the caller has them (same result, cheaper)."""
     lat0 = np.asarray(lat0, dtype=np.float64)
     lat1 = np.asarray(lat1, dtype=np.float64)
-    c = (np.cos(lat0.astype(np.float32) * np.float32(_RAD))
-         + np.cos(lat1.astype(np.float32) * np.float32(_RAD))) * np.float32(0.5)
+    c = ((cos_lat(lat0) if cos0 is None else cos0) + (cos_lat(lat1) if cos1 is None else cos1)) * np.float32(0.5)
     s2 = np.float32(1.0) - c * c
     y = (lat1 - lat0).astype(np.float32) * (np.float32(_KM) * (np.float32(1.0) + np.float32(1.5 * E2) * s2))
     x = (np.asarray(lon1, dtype=np.float64) - np.asarray(lon0, dtype=np.float64)).astype(np.float32)

@@ -46,19 +46,19 @@ def road_class(ts_ms: np.ndarray, kmh: np.ndarray, wcut: np.ndarray, block_start
     return starts, cls, np.asarray(cfg.speed_limits_kmh, np.float32)[cls]
 
 
-def speeding(kmh: np.ndarray, hop_mask: np.ndarray, wstarts: np.ndarray, limit: np.ndarray, cfg: TripConfig
+def speeding(kmh: np.ndarray, hop_mask: np.ndarray, window: np.ndarray, limit: np.ndarray, cfg: TripConfig
              ) -> tuple[np.ndarray, np.ndarray]:
     """Trip hops faster than their window's limit plus the tolerance: (rows int64, km/h over the limit).
-    Only windows whose top speed exceeds it are looked at row by row."""
-    if len(wstarts) == 0:
+    ``window``: road-class window of each row (int, shape (n,)); ``limit``: km/h per window. Only hops
+    over the lowest limit plus the tolerance are looked up."""
+    if len(limit) == 0:
         return np.zeros(0, np.int64), np.zeros(0)
-    threshold = limit + np.float32(cfg.speeding_tolerance_kmh)
-    suspect = np.flatnonzero(np.maximum.reduceat(kmh, wstarts) > threshold)
-    lengths = np.diff(np.append(wstarts, len(kmh)))[suspect]
-    rows = spans(wstarts[suspect], lengths)
-    lim = np.repeat(limit[suspect], lengths)
-    fast = hop_mask[rows] & (kmh[rows] > np.repeat(threshold[suspect], lengths))
-    return rows[fast], (kmh[rows] - lim)[fast].astype(np.float64)
+    tol = np.float32(cfg.speeding_tolerance_kmh)
+    rows = np.flatnonzero(hop_mask & (kmh > limit.min() + tol))
+    lim = limit[window[rows]]
+    v = kmh[rows]
+    fast = v > lim + tol
+    return rows[fast], (v - lim)[fast].astype(np.float64)
 
 
 @dataclass(slots=True)
@@ -75,14 +75,14 @@ class TripRuns:
 
 
 def trip_runs(track: dict[str, np.ndarray], sig: Signals, hop_mask: np.ndarray, pseudo_rows: np.ndarray,
-              pseudo_carry: np.ndarray, carry: dict[str, np.ndarray], wstarts: np.ndarray, cls: np.ndarray,
+              pseudo_carry: np.ndarray, carry: dict[str, np.ndarray], window: np.ndarray, cls: np.ndarray,
               fast: tuple[np.ndarray, np.ndarray], cfg: TripConfig) -> TripRuns:
     """Reduce the committed trip hops (``hop_mask``) plus the pseudo rows of continued trips.
 
     ``pseudo_rows`` (sorted) are the last committed rows of devices whose trip is open in ``carry`` at
     rows ``pseudo_carry``; they contribute the carried accumulators instead of their own hop. Runs are
-    contiguous rows, so every sum is one ``reduceat`` over the full column. ``wstarts``/``cls``: road-class
-    windows; ``fast``: speeding hops and their excess (from :func:`speeding`).
+    contiguous rows, so every sum is one ``reduceat`` over the full column. ``window``/``cls``: each
+    row's road-class window and each window's class (:func:`road_class`); ``fast``: speeding hops and their excess (from :func:`speeding`).
     """
     n = len(hop_mask)
     mask = hop_mask.copy()
@@ -102,22 +102,27 @@ def trip_runs(track: dict[str, np.ndarray], sig: Signals, hop_mask: np.ndarray, 
 
     # Pieces: the runs cut wherever class or local minute may change (sig.pcut), each of one class
     # and wholly at night or not.
-    cuts = np.sort(np.concatenate([lo, hi, np.flatnonzero(sig.pcut)]))
+    # (Cuts outside the runs would only split the gaps between them, which are not summed.)
+    cuts = np.sort(np.concatenate([lo, hi, np.flatnonzero(sig.pcut & mask)]))
     cuts = cuts[np.append(True, cuts[1:] != cuts[:-1]) & (cuts < n)]
-    run = np.searchsorted(lo, cuts, side="right") - 1
+    # Every run start is a cut and cuts are sorted: counting run starts along the cuts finds each
+    # cut's run without a search.
+    is_lo = np.zeros(n, bool)
+    is_lo[lo] = True
+    run = np.cumsum(is_lo[cuts]) - 1
     inside = run >= 0
     inside[inside] = cuts[inside] < hi[run[inside]]
     run, piece = run[inside], np.flatnonzero(inside)
     sums = np.zeros((k, len(SUMS)))
     if len(cuts):
-        dist = np.add.reduceat(sig.dist, cuts, dtype=np.float64)[piece]
+        dist = np.add.reduceat(sig.dist.astype(np.float64), cuts)[piece]
         row0 = cuts[piece]
         sums[:, S["distance_m"]] = np.bincount(run, dist, minlength=k)
-        moving = np.add.reduceat(sig.dt_moving, cuts, dtype=np.float64)[piece]
+        moving = np.add.reduceat(sig.dt_moving.astype(np.float64), cuts)[piece]
         sums[:, S["moving_s"]] = np.bincount(run, moving, minlength=k)
         night = is_night(track["ts_ms"][row0], track["utc_offset_min"][row0], cfg)
         sums[:, S["night_m"]] = np.bincount(run, np.where(night, dist, 0.0), minlength=k)
-        piece_cls = cls[np.searchsorted(wstarts, row0, side="right") - 1]
+        piece_cls = cls[window[row0]]
         by_class = np.bincount(run * 3 + piece_cls, dist, minlength=3 * k).reshape(k, 3)
         sums[:, [S["urban_m"], S["extra_urban_m"], S["highway_m"]]] = by_class
     sums[:, S["hops"]] = hi - lo

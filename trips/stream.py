@@ -20,7 +20,7 @@ from trips.events import detect_events, event_samples
 from trips.features import compute_signals
 from trips.metrics import is_trip, road_class, speeding, trip_runs
 from trips.runs import spans
-from trips.state import NONE_MS, TRACK_COLUMNS, TripState, merge_by_device, take
+from trips.state import NONE_MS, TRACK_COLUMNS, TripState, empty_track, merge_by_device, new_carry, take
 from trips.stops import stopped_fixes
 from trips.tables import Events, Stops, Trips
 
@@ -97,16 +97,16 @@ def process_all(batch: Any, config: TripConfig, *, utc_offset_min=None) -> StepR
     """
     device = np.asarray(_column(batch, "device"), np.int64)
     if len(device) > SLICE_ROWS and np.all(device[1:] >= device[:-1]):
-        starts = np.flatnonzero(np.append(True, device[1:] != device[:-1]))
-        at = np.searchsorted(starts, np.arange(SLICE_ROWS, len(device), SLICE_ROWS))
-        cuts = starts[at[at < len(starts)]]  # the first device starting at or after each slice mark
-        bounds = np.unique(np.concatenate([[0], cuts, [len(device)]]))
+        marks = np.arange(SLICE_ROWS, len(device), SLICE_ROWS)
+        cuts = np.searchsorted(device, device[marks - 1], side="right")  # first device start from each mark
+        bounds = np.unique(np.concatenate([[0], cuts[cuts < len(device)], [len(device)]]))
         if len(bounds) > 2:
-            parts = [_process_slice(_slice(batch, a, b), config, _slice_offsets(utc_offset_min, a, b))
+            parts = [_one_pass(_slice(batch, a, b), config, _slice_offsets(utc_offset_min, a, b))
                      for a, b in zip(bounds[:-1], bounds[1:])]
-            return StepResult(TripState.combine([p.state for p in parts]),
-                              Trips.concat([p.trips for p in parts]), Events.concat([p.events for p in parts]),
-                              Stops.concat([p.stops for p in parts]))
+            # The slices hold disjoint devices in increasing order: their state tables concatenate.
+            tail, carry = ({k: np.concatenate([p[0][i][k] for p in parts]) for k in parts[0][0][i]} for i in (0, 1))
+            return StepResult(TripState.from_tables(tail, carry), Trips.concat([p[1] for p in parts]),
+                              Events.concat([p[2] for p in parts]), Stops.concat([p[3] for p in parts]))
     return _process_slice(batch, config, utc_offset_min)
 
 
@@ -126,14 +126,27 @@ def _slice_offsets(utc_offset_min, a: int, b: int):
 
 
 def _process_slice(batch: Any, config: TripConfig, utc_offset_min) -> StepResult:
-    a = step(TripState.empty(), batch, config, utc_offset_min=utc_offset_min)
-    b = close_idle(a.state, FOREVER_MS, config)
-    trips = Trips.concat([a.trips, b.trips])
-    events = Events.concat([a.events, b.events])
-    stops = Stops.concat([a.stops, b.stops])
-    return StepResult(b.state, trips.take(np.lexsort((trips.start_ms, trips.device))),
-                      events.take(np.lexsort((events.kind, events.ts_ms, events.device))),
-                      stops.take(np.lexsort((stops.start_ms, stops.device))))
+    (tail, carry), trips, events, stops = _one_pass(batch, config, utc_offset_min)
+    return StepResult(TripState.from_tables(tail, carry), trips, events, stops)
+
+
+def _one_pass(batch: Any, config: TripConfig, utc_offset_min):
+    """((tail, carry) state tables, trips, events, stops) of the whole history ``batch``.
+
+    step() from an empty state and then close_idle(forever) in one pass: nothing is left pending, so
+    every fix is committed and every trip and event closed at its device's last fix. (Two calls
+    would classify the same fixes alike but carry the pending tail and open trips from one to the
+    other, processing the tail twice; sums then group differently, equal to rounding.)
+    """
+    new = _accept(batch, config, utc_offset_min)
+    if len(new["ts_ms"]) == 0:
+        return (empty_track(), new_carry(np.zeros(0, np.int64))), Trips.empty(), Events.empty(), Stops.empty()
+    dev = new["device"]
+    devs = dev[np.append(True, dev[1:] != dev[:-1])]
+    done, trips, events, stops = _advance(new, new_carry(devs), config, np.ones(len(devs), bool))
+    return (done, trips.take(np.lexsort((trips.start_ms, trips.device))),
+            events.take(np.lexsort((events.kind, events.ts_ms, events.device))),
+            stops.take(np.lexsort((stops.start_ms, stops.device))))
 
 
 def _column(batch: Any, name: str):
@@ -158,17 +171,28 @@ def _accept(batch: Any, cfg: TripConfig, utc_offset_min) -> dict[str, np.ndarray
     t["done"] = np.zeros(n, bool)
     t["stopped"] = np.zeros(n, bool)
     ts = t["ts_ms"]
-    if n > 1 and not np.all((dev[1:] > dev[:-1]) | ((dev[1:] == dev[:-1]) & (ts[1:] >= ts[:-1]))):
-        t = take(t, np.lexsort((ts, dev)))
+    order, dup = None, None
+    # One test for the common case: (device, ts) strictly increasing, so sorted and no duplicates.
+    if n > 1 and not np.all((dev[1:] > dev[:-1]) | ((dev[1:] == dev[:-1]) & (ts[1:] > ts[:-1]))):
+        if not np.all((dev[1:] > dev[:-1]) | ((dev[1:] == dev[:-1]) & (ts[1:] >= ts[:-1]))):
+            order = np.lexsort((ts, dev))
+            t = take(t, order)
+        dev, ts = t["device"], t["ts_ms"]
+        dup = (dev[1:] == dev[:-1]) & (ts[1:] == ts[:-1])                   # the first one counts
     lat, lon = t["lat"], t["lon"]
-    keep = (lat >= -90) & (lat <= 90) & (lon >= -180) & (lon <= 180)          # False for NaN too
+    if n and lat.min() >= -90 and lat.max() <= 90 and lon.min() >= -180 and lon.max() <= 180:
+        keep = np.ones(n, bool)                             # the usual case, tested by reductions (NaN fails)
+    else:
+        keep = (lat >= -90) & (lat <= 90) & (lon >= -180) & (lon <= 180)      # False for NaN too
     acc = _column(batch, "accuracy_m")
     if cfg.max_accuracy_m is not None and acc is not None:
-        keep &= ~(np.asarray(acc, np.float32) > cfg.max_accuracy_m)
-    dev, ts = t["device"], t["ts_ms"]
-    keep[1:] &= (dev[1:] != dev[:-1]) | (ts[1:] != ts[:-1])                  # duplicates: first counts
+        acc = np.asarray(acc, np.float32)
+        keep &= ~((acc if order is None else acc[order]) > cfg.max_accuracy_m)
+    if dup is not None:
+        keep[1:] &= ~dup
     if keep.all():
-        return {k: np.ascontiguousarray(v) for k, v in t.items()}
+        # Columns the batch lacks stay broadcast constants (stride 0): the core only reads them.
+        return {k: v if v.strides == (0,) else np.ascontiguousarray(v) for k, v in t.items()}
     return take(t, keep)
 
 
@@ -194,7 +218,7 @@ def _advance(work, carry, cfg: TripConfig, force: np.ndarray):
     block_start = sig.first | sig.brk
     bstarts = np.flatnonzero(block_start)
     keys = sig.key
-    stopped = stopped_fixes(work, sig.slow, keys, bstarts, cfg)
+    stopped = stopped_fixes(work, sig.slow, sig.cos, keys, block_start, bstarts, cfg)
     prev_stopped = np.empty(n, bool)
     prev_stopped[0] = True
     prev_stopped[1:] = stopped[:-1]
@@ -204,7 +228,7 @@ def _advance(work, carry, cfg: TripConfig, force: np.ndarray):
     bl0 = bstarts[np.searchsorted(bstarts, dend, side="right") - 1]
     r = np.searchsorted(keys, keys[dend] - cfg.horizon_ms, side="right") - 1
     cut = np.where(force, dend + 1, np.maximum(bl0, r))
-    final = _prefix_mask(n, dstart, cut)
+    final = np.ones(n, bool) if force.all() else _prefix_mask(n, dstart, cut)
     done = work["done"]
     commit = final & ~done
     done_rows = np.flatnonzero(done)            # a prefix of each device's rows (from the tail)
@@ -216,9 +240,10 @@ def _advance(work, carry, cfg: TripConfig, force: np.ndarray):
 
     wstarts, cls, limit = road_class(ts, sig.kmh, sig.wcut, block_start, cfg)
     hop_rows = commit & in_trip
-    fast = speeding(sig.kmh, hop_rows, wstarts, limit, cfg)
+    window = np.cumsum(sig.wcut, dtype=np.int32) - 1          # road-class window of each row
+    fast = speeding(sig.kmh, hop_rows, window, limit, cfg)
     open_pos = np.flatnonzero(carry["trip_open"])
-    runs = trip_runs(work, sig, hop_rows, frontier[open_pos], cidx[open_pos], carry, wstarts, cls, fast, cfg)
+    runs = trip_runs(work, sig, hop_rows, frontier[open_pos], cidx[open_pos], carry, window, cls, fast, cfg)
     samples = event_samples(work, sig, commit, hop_rows, fast, cfg)
     events, ev_open = detect_events(work, sig, samples, closes, block_start, dstart, frontier, cidx, carry,
                                     runs, cfg)
@@ -254,6 +279,8 @@ def _advance(work, carry, cfg: TripConfig, force: np.ndarray):
 def _new_tail(work, final, stopped, keys, bstarts, wstarts, dstart, dend, cut, force, cfg: TripConfig):
     """Rows later passes need: from the earliest of (the last committed fix's predecessor, the stay
     window and the road-class window of the first pending fix) to the device's last fix."""
+    if force.all():                                 # nothing pending (process_all, close_idle)
+        return take(work, np.zeros(0, np.int64))
     last_final = cut - 1
     pending = ~force & (cut <= dend)
     keep_from = dstart.copy()
