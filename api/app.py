@@ -9,9 +9,11 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
+from alarms import operations as alarm_operations
+from alarms.feed import AlarmFeed
 from accounts.config import AuthConfig
 from accounts.passwords import Passwords
-from api import account, devices, find, geofences, pets, problem_docs, problems, trips, vehicles
+from api import account, alarms, alarms_customer, devices, find, geofences, pets, problem_docs, problems, trips, vehicles
 from api import auth as auth_routes
 from api import certificates as certificate_routes
 from api.certificate_service import CertificateContext
@@ -50,6 +52,7 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
     problem_docs.install(app)
     app.include_router(vehicles.router)
     app.include_router(trips.router)
+    app.state.alarm_feed = AlarmFeed(db)
     app.include_router(certificate_routes.router)
     app.include_router(find.router)
     app.include_router(geofences.router)
@@ -57,6 +60,8 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
     app.include_router(auth_routes.router)
     app.include_router(account.router)
     app.include_router(devices.router)
+    app.include_router(alarms.router)
+    app.include_router(alarms_customer.router)
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness, storage mode, rejects")
     async def healthz(request: Request) -> Health:
@@ -76,6 +81,10 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], summary="Prometheus counters",
              responses={200: {"content": {"text/plain": {"example": "vigil_storage_fixes_total 1234\n"}}}})
     async def prometheus() -> str:
-        return metrics.render()
+        try:
+            alarm_lines = await alarm_operations.metrics_text(db=db)
+        except psycopg.Error:  # the process counters still render while the database is away
+            alarm_lines = ""
+        return metrics.render() + alarm_lines
 
     return app

@@ -183,9 +183,11 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _raw_publish(mqtt_url: str, packets: list[bytes], window: int = 2000, chunk: int = 200) -> None:
+def _raw_publish(mqtt_url: str, packets: list[bytes], window: int = 2000, chunk: int = 200,
+                 msgs_per_s: float | None = None) -> None:
     """Send the packets on one clean-session connection, at most ``window`` unacknowledged; returns once
-    every PUBACK is in. Packet ids cycle 1..65535, so ``window`` must stay far below that."""
+    every PUBACK is in. Packet ids cycle 1..65535, so ``window`` must stay far below that. With
+    ``msgs_per_s`` the packets go out at that steady pace (a background load) instead of flat out."""
     import socket
     import threading
 
@@ -227,7 +229,10 @@ def _raw_publish(mqtt_url: str, packets: list[bytes], window: int = 2000, chunk:
     reader = threading.Thread(target=read_acks, daemon=True)
     reader.start()
     sent = 0
+    t0 = time.monotonic()
     while sent < len(packets) and not error:
+        if msgs_per_s:
+            time.sleep(max(0.0, t0 + sent / msgs_per_s - time.monotonic()))
         with done:
             while sent - acked >= window and not error:
                 done.wait()

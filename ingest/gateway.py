@@ -32,6 +32,9 @@ from vigil.settings import Settings, parse_mqtt_url
 
 log = logging.getLogger(__name__)
 
+#: Topic endings of streams that may carry an alarm: a batch holding one closes without waiting to fill.
+URGENT_STREAMS = ("/event", "/sos")
+
 #: Batches whose durability is awaited at once; more would only grow memory, fewer would idle.
 MAX_UNACKED_BATCHES = 8
 
@@ -39,8 +42,13 @@ MAX_UNACKED_BATCHES = 8
 class Gateway:
     def __init__(
         self, *, settings: Settings, mqtt_url: str, db: Database, bus: Bus, metrics: Metrics, clock=time.time,
-        username: str | None = None, password: str | None = None,
+        username: str | None = None, password: str | None = None, topics: tuple[str, ...] | None = None,
+        store_rejects: bool = True,
     ) -> None:
+        # ``topics`` (default: every device topic) and ``store_rejects`` let a second gateway serve as the
+        # alarm lane: it reads only alarm-bearing topics, which the main gateway also reads and rejects.
+        self._topics = topics
+        self._store_rejects = store_rejects
         self._username = username
         self._password = password
         self.settings = settings
@@ -103,7 +111,8 @@ class Gateway:
                 async with client:
                     self._client = client
                     self._lost.clear()
-                    topics = subscriptions(self.settings.mqtt_share_group if self.settings.mqtt_shared else None)
+                    topics = subscriptions(self.settings.mqtt_share_group if self.settings.mqtt_shared else None,
+                                           self._topics)
                     for topic in topics:
                         await client.subscribe(topic, qos=1)
                     log.info("gateway subscribed to %s on %s:%d", ", ".join(topics), host, port)
@@ -165,7 +174,8 @@ class Gateway:
             self.metrics.gauge("vigil_ingest_unacked_batches", self._awaiting)
 
     async def _next_batch(self) -> list[stage.RawMessage]:
-        """Messages for one batch: at least one, until ``batch_max_messages`` or the delay runs out."""
+        """Messages for one batch: at least one, until ``batch_max_messages`` or the delay runs out, or at
+        once when an alarm-bearing message (home-kit event, pet SOS) is in it: alarms do not wait for fill."""
         while not self._inbox:
             self._wake.clear()
             await self._wake.wait()
@@ -173,16 +183,24 @@ class Gateway:
         deadline = loop.time() + self.settings.batch_max_delay_ms / 1000
         limit = self.settings.batch_max_messages
         messages: list[stage.RawMessage] = []
+        urgent = False
         while True:
             while self._inbox and len(messages) < limit:
-                messages.append(self._inbox.popleft())
+                message = self._inbox.popleft()
+                urgent = urgent or message.topic.endswith(URGENT_STREAMS)
+                messages.append(message)
             remaining = deadline - loop.time()
-            if len(messages) >= limit or remaining <= 0:
+            if len(messages) >= limit or remaining <= 0 or urgent:
                 return messages
             self._wake.clear()
+            # asyncio.wait, not wait_for: on Python 3.11 wait_for can swallow a cancellation that lands as
+            # the wake-up does, and the runtime then waits forever for this task to stop.
+            waiter = asyncio.ensure_future(self._wake.wait())
             try:
-                await asyncio.wait_for(self._wake.wait(), remaining)
-            except TimeoutError:
+                done, _ = await asyncio.wait([waiter], timeout=remaining)
+            finally:
+                waiter.cancel()
+            if not done:
                 return messages
 
     async def process(self, messages: list[stage.RawMessage]) -> asyncio.Future[None]:
@@ -203,6 +221,8 @@ class Gateway:
         # Content first: if storing dead letters fails, the retry enqueues it again, which is harmless
         # (storage skips duplicates), while the other order could store dead letters twice.
         durable = asyncio.gather(await self.bus.enqueue(FIXES, out.batch), await self.bus.enqueue(EVENTS, out.events))
+        if not self._store_rejects:
+            out.dead_letters = []
         await deadletters.store(self.db, out.dead_letters)
         self.metrics.inc("vigil_ingest_messages_total", by=len(messages))
         self.metrics.inc("vigil_ingest_fixes_total", by=len(out.batch))

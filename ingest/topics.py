@@ -7,6 +7,7 @@ SUBSCRIPTIONS = ("vigil/v1/+/+/+", "owntracks/+/+")
 MAX_DEVICE_ID_LEN = 64
 
 
-def subscriptions(share_group: str | None) -> list[str]:
-    """Topic filters to subscribe; shared ones (``$share/{group}/…``) let several gateways split the load."""
-    return [f"$share/{share_group}/{t}" if share_group else t for t in SUBSCRIPTIONS]
+def subscriptions(share_group: str | None, topics: tuple[str, ...] | None = None) -> list[str]:
+    """Topic filters to subscribe (``topics``, default every device topic); shared ones
+    (``$share/{group}/…``) let several gateways split the load."""
+    return [f"$share/{share_group}/{t}" if share_group else t for t in (topics or SUBSCRIPTIONS)]

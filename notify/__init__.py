@@ -6,7 +6,7 @@ Public API: :class:`Notice`, :func:`enqueue` (store notices, once per dedup key)
 """
 
 from notify.dispatcher import Dispatcher
-from notify.outbox import Notice, enqueue
+from notify.outbox import Notice, enqueue, enqueue_on
 from notify.senders import CHANNELS, LoggingSender, Sender
 
-__all__ = ["CHANNELS", "Dispatcher", "LoggingSender", "Notice", "Sender", "enqueue"]
+__all__ = ["CHANNELS", "Dispatcher", "LoggingSender", "Notice", "Sender", "enqueue", "enqueue_on"]

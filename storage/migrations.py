@@ -43,6 +43,7 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (6, "device time zone", _sql("0006_device_timezone.sql")),
     (7, "notification outbox", _sql("0007_notifications.sql")),
     (8, "geofences, geofence events", _sql("0008_geofences.sql")),
+    (9, "alarms, audit, escalation steps", _sql("0009_alarms.sql")),
     (10, "accounts, refresh tokens, confirmations", _sql("0010_accounts.sql")),
     (11, "certificates", _sql("0011_certificates.sql")),
 )

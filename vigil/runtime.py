@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from accounts.config import AuthConfig
+from alarms.service import ALARM_TOPICS, AlarmService
 from api.app import create_app
 from api.certificate_service import certificate_context
 from api.find_service import WalkGraph
@@ -49,7 +51,7 @@ class _ApiServer(uvicorn.Server):
 
 
 #: The parts a runtime can run. The broker and database are started only when not configured.
-PARTS = frozenset({"gateway", "writer", "trips", "api", "geofence", "notify"})
+PARTS = frozenset({"gateway", "writer", "trips", "api", "geofence", "notify", "alarms"})
 
 
 @dataclass
@@ -65,6 +67,9 @@ class Runtime:
     broker: EmbeddedBroker | None = None
     trip_processor: TripProcessor | None = None
     geofence_processor: GeofenceProcessor | None = None
+    alarm_service: AlarmService | None = None
+    alarm_lane: Gateway | None = None
+    alarm_db: Database | None = None
     teltonika_port: int | None = None
     mqtt_credentials: tuple[str, str] | None = None
     startup_s: float = 0.0
@@ -133,12 +138,24 @@ class Runtime:
             dispatcher = Dispatcher(db=self.db, senders={c: LoggingSender(c) for c in CHANNELS})
             self._spawn(dispatcher.run(), "notify-dispatcher")
             self.descriptions.append("notify        sending queued notices (logging senders)")
+        if "alarms" in self.parts:
+            # Its own small pool: an alarm never waits for a connection behind the writer's COPYs.
+            self.alarm_db = await Database.open(self.database_url, partitioning=s.partitioning, min_size=2, max_size=4)
+            self._stack.push_async_callback(self.alarm_db.close)
+            self.alarm_service = AlarmService(db=self.alarm_db, bus=self.bus, metrics=self.metrics,
+                                              config=s.alarm_config(), supervise_s=float(s.alarm_supervision_every_s))
+            self.bus.subscribe(EVENTS, "alarms")
+            self._spawn(self.alarm_service.run(), "alarm-service")
+            await self._until(self.alarm_service.ready, self._tasks[-1], "alarm service")
+            self.descriptions.append("alarms        escalation chains, supervision, assistance-centre queue")
         if "gateway" in self.parts:
             user, password = self.mqtt_credentials or (s.mqtt_username, s.mqtt_password)
             self.gateway = Gateway(settings=s, mqtt_url=self.mqtt_url, db=self.db, bus=self.bus, metrics=self.metrics,
                                    username=user, password=password)
             self._spawn(self.gateway.run(), "gateway")
             await self._until(self.gateway.subscribed, self._tasks[-1], "gateway", timeout=30)
+            if s.alarm_lane:
+                await self._start_alarm_lane(s, user, password)
             shared = " (shared subscription)" if s.mqtt_shared else ""
             self.descriptions.append(f"gateway       subscribed as {s.mqtt_client_id}{shared}")
             if s.teltonika_tcp_port is not None:
@@ -149,6 +166,20 @@ class Runtime:
                 self.descriptions.append(f"Teltonika     TCP {s.http_host}:{self.teltonika_port}")
         if "api" in self.parts:
             await self._start_api(s)
+
+    async def _start_alarm_lane(self, s: Settings, user: str | None, password: str | None) -> None:
+        """A second gateway on its own MQTT session reading only alarm-bearing topics, so an alarm is not
+        queued in the broker or the gateway behind fixes. The main gateway reads them too (and is the one
+        that dead-letters bad ones); storage and the alarm service skip the second copy by event id."""
+        lane_settings = dataclasses.replace(s, mqtt_client_id=f"{s.mqtt_client_id}-alarms",
+                                            mqtt_share_group=f"{s.mqtt_share_group}-alarms")
+        # Device look-ups on the alarm pool too, when there is one: not behind the writer's connections.
+        self.alarm_lane = Gateway(settings=lane_settings, mqtt_url=self.mqtt_url, db=self.alarm_db or self.db,
+                                  bus=self.bus, metrics=Metrics(), username=user, password=password,
+                                  topics=ALARM_TOPICS, store_rejects=False)
+        self._spawn(self.alarm_lane.run(), "alarm-lane")
+        await self._until(self.alarm_lane.subscribed, self._tasks[-1], "alarm lane", timeout=30)
+        self.descriptions.append(f"alarm lane    {', '.join(ALARM_TOPICS)} as {lane_settings.mqtt_client_id}")
 
     async def _start_database(self, s: Settings) -> None:
         if s.database_url:
@@ -208,6 +239,7 @@ class Runtime:
         app = create_app(db=self.db, metrics=self.metrics, certificates=certificate_context(s),
                          walk_graph=self.walk_graph, walk_speed_kmh=s.walk_speed_kmh,
                          auth=AuthConfig.from_settings(s))
+        self._stack.push_async_callback(app.state.alarm_feed.close)
         config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", lifespan="off")
         self._api = _ApiServer(config)
         self._spawn(self._api.serve(), "api")
@@ -251,8 +283,9 @@ class Runtime:
         await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
 
     async def stop(self) -> None:
-        if self.gateway is not None:
-            self.gateway.stopping = True
+        for gateway in (self.gateway, self.alarm_lane):
+            if gateway is not None:
+                gateway.stopping = True
         if self._api is not None:
             # Let uvicorn close its listening socket itself, so the port is free at once.
             self._api.should_exit = True

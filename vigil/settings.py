@@ -83,6 +83,29 @@ class Settings:
     # 5 consecutive wrong passwords lock an account for 15 min.
     login_lockout_attempts: int = 5
     login_lockout_s: int = 900
+    # Alarm escalation without acknowledgement (issue 6): T1 30 s, then T2, T3 (docs/alarms.md).
+    alarm_t1_s: int = 30
+    alarm_t2_s: int = 120
+    alarm_t3_s: int = 300
+    # Device events older than this are recorded as alarms but never escalate (replays, flushed buffers).
+    alarm_old_event_s: int = 600
+    # Silence before a device is offline, per kind (home kits heartbeat every 5 min).
+    alarm_offline_home_s: int = 900
+    alarm_offline_pet_s: int = 3600
+    alarm_offline_car_s: int = 172_800
+    # A second MQTT session for alarm-bearing topics only, so alarms never queue behind fixes.
+    alarm_lane: bool = True
+    # How often the supervision scan looks for silent devices and low batteries.
+    alarm_supervision_every_s: int = 10
+
+    def alarm_config(self):
+        """The alarm behaviour these settings describe."""
+        from alarms.model import AlarmConfig
+
+        config = AlarmConfig(old_event_s=float(self.alarm_old_event_s), offline_after_s={
+            "home": float(self.alarm_offline_home_s), "pet": float(self.alarm_offline_pet_s),
+            "car": float(self.alarm_offline_car_s)})
+        return config.with_timers(self.alarm_t1_s, self.alarm_t2_s, self.alarm_t3_s)
 
     @property
     def http_bind(self) -> str:
