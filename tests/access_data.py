@@ -55,6 +55,16 @@ async def seed_fences(db, owner: str, car: str, pet: str) -> dict:
     return {"fence": fence["id"], "pet_fence": pet_fence["id"]}
 
 
+async def seed_alarm(db, code: int, event_id: str) -> int:
+    """A water-leak alarm of home kit ``code``, raised through the alarm handler at ``T0``; its id."""
+    from alarms.handler import apply_device_events
+    from alarms.model import AlarmConfig, DeviceEvent
+
+    (alarm_id,) = await apply_device_events(
+        db, [DeviceEvent(device=code, type="water_leak", ts=T0, event_id=event_id, received=T0)], AlarmConfig(), T0)
+    return alarm_id
+
+
 async def seed_certificate(db, ctx, car: str, owner: str) -> str:
     """A vehicle-usage certificate of ``car`` for the day of its trip; its id."""
     from api import certificate_service
@@ -87,8 +97,8 @@ async def seed_car(db, device_id: str, owner: str | None, *, lat: float = 60.17,
 
 async def seed_two_customers(db, certificates=None) -> dict:
     """alice (customer ``cust-a``) and bob (``cust-b``) with a car, a pet (with a last fix) and a home kit
-    each, a geofence of the car with one event, a pet fence, and (given a certificate context) a
-    certificate; and an operator ``olga``. Returns the ids by owner."""
+    each, a geofence of the car with one event, a pet fence, a water-leak alarm of the home kit, and (given
+    a certificate context) a certificate; and an operator ``olga``. Returns the ids by owner."""
     from tests.helpers import add_account
 
     await add_account(db, "alice", customer_id="cust-a")
@@ -99,9 +109,10 @@ async def seed_two_customers(db, certificates=None) -> dict:
         trip = await seed_car(db, f"car-{tag}", owner)
         (pet,) = await devices.provision(db, [f"pet-{tag}"], kind="pet", owner=owner)
         await seed_fix(db, pet.id, T0, 60.171, 24.941)
-        await devices.provision(db, [f"home-{tag}"], kind="home", owner=owner, status="provisioned")
+        (home,) = await devices.provision(db, [f"home-{tag}"], kind="home", owner=owner, status="provisioned")
         out[owner] = {"car": f"car-{tag}", "pet": f"pet-{tag}", "home": f"home-{tag}", "trip": trip,
-                      **await seed_fences(db, owner, f"car-{tag}", f"pet-{tag}")}
+                      **await seed_fences(db, owner, f"car-{tag}", f"pet-{tag}"),
+                      "alarm": await seed_alarm(db, home.id, f"seed-{tag}")}
         if certificates is not None:
             out[owner]["cert"] = await seed_certificate(db, certificates, f"car-{tag}", owner)
     return out

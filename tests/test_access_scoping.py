@@ -1,7 +1,7 @@
 """Every customer route is scoped to the caller's own devices: customer A gets 404 (problem+json) for
-customer B's car, pet, home kit, trip, geofence, pet fence, geofence events and certificate, exactly as
-for a missing one, and changes nothing of B's; operators see everything; no token or a bad one is 401
-with a Bearer challenge."""
+customer B's car, pet, home kit, trip, geofence, pet fence, geofence events, certificate and alarm,
+exactly as for a missing one, and changes nothing of B's; operators see everything; operator routes
+refuse customers (403); no token or a bad one is 401 with a Bearer challenge."""
 
 from __future__ import annotations
 
@@ -49,10 +49,15 @@ OBJECT_ROUTES = [
     ("POST", "/v1/vehicles/{car}/certificates", FINE),
     ("GET", "/v1/certificates/{cert}"),
     ("GET", "/v1/certificates/{cert}/pdf"),
+    ("GET", "/v1/alarms/{alarm}"),
+]
+#: Customer-only routes naming an object (an operator gets 403): the same 404 test, no operator test.
+CUSTOMER_ONLY_ROUTES = [
+    ("POST", "/v1/alarms/{alarm}/feedback", {"feedback": "it_was_me"}),
 ]
 #: Ids that name nothing, for the "same answer as a missing object" comparison.
 MISSING = {"car": "car-zz", "pet": "pet-zz", "home": "home-zz", "trip": 999_999, "fence": 999_998,
-           "pet_fence": 999_997, "cert": "crt_" + "0" * 24}
+           "pet_fence": 999_997, "cert": "crt_" + "0" * 24, "alarm": 999_996}
 
 
 #: Customer routes naming an object whose 404-for-another-customer test lives in another file.
@@ -62,7 +67,7 @@ COVERED_ELSEWHERE = {
 }
 _PARAMS = {"{car}": ("{vehicle_id}", "{device_id}"), "{trip}": ("{trip_id}",), "{pet}": ("{device_id}", "{pet_id}"),
            "{home}": ("{device_id}",), "{fence}": ("{fence_id}",), "{pet_fence}": ("{fence_id}",),
-           "{cert}": ("{cert_id}",)}
+           "{cert}": ("{cert_id}",), "{alarm}": ("{alarm_id}",)}
 
 
 def test_every_customer_route_naming_an_object_has_a_404_test():
@@ -73,7 +78,7 @@ def test_every_customer_route_naming_an_object_has_a_404_test():
                               for method, op in ops.items()
                               if "{" in path and op.get("security") and "403" not in op["responses"]}
     listed = set(COVERED_ELSEWHERE)
-    for method, template, *_ in OBJECT_ROUTES:
+    for method, template, *_ in [*OBJECT_ROUTES, *CUSTOMER_ONLY_ROUTES]:
         path = template.split("?")[0]
         present = [p for p in _PARAMS if p in path]
         for names in itertools.product(*(_PARAMS[p] for p in present)):
@@ -110,17 +115,24 @@ def _call(http, route: tuple, ids: dict, headers: dict):
                         content=content)
 
 
+#: The GET that shows what a changing route would change, where it is not the route's own path.
+_WITNESS = {"/activate": "", "/feedback": ""}
+
+
 def _witness(route: tuple) -> str:
     """The GET that shows what a changing route would change (the object itself, or the collection)."""
     path = route[1].split("?")[0]
-    return path.removesuffix("/activate") if route[0] != "POST" or path.endswith("/activate") else path
+    for suffix, replacement in _WITNESS.items():
+        if path.endswith(suffix):
+            return path.removesuffix(suffix) + replacement
+    return path
 
 
 def _ids(route) -> str:
     return f"{route[0]} {route[1]}"
 
 
-@pytest.mark.parametrize("route", OBJECT_ROUTES, ids=_ids)
+@pytest.mark.parametrize("route", [*OBJECT_ROUTES, *CUSTOMER_ONLY_ROUTES], ids=_ids)
 async def test_customer_gets_404_for_another_customers_object(world, route):
     http, ids = world
     alice, bob = await login(http, "alice"), await login(http, "bob")
@@ -179,9 +191,11 @@ async def test_lists_hold_only_own_devices(world):
     assert [d["device_id"] for d in pets] == ["pet-a"]
 
 
-@pytest.mark.parametrize("route", [*OBJECT_ROUTES, ("GET", "/v1/vehicles"), ("GET", "/v1/devices"),
-                                   ("GET", "/v1/account"), ("GET", "/v1/geofences"), ("GET", "/v1/geofence-events"),
-                                   ("POST", "/v1/geofences", CIRCLE)], ids=_ids)
+@pytest.mark.parametrize("route", [*OBJECT_ROUTES, *CUSTOMER_ONLY_ROUTES, ("GET", "/v1/vehicles"),
+                                   ("GET", "/v1/devices"), ("GET", "/v1/account"), ("GET", "/v1/geofences"),
+                                   ("GET", "/v1/geofence-events"), ("POST", "/v1/geofences", CIRCLE),
+                                   ("GET", "/v1/alarms"), ("GET", "/v1/operator/alarms"),
+                                   ("GET", "/v1/operator/alarms/stream")], ids=_ids)
 async def test_no_token_is_401_with_a_bearer_challenge(world, route):
     http, ids = world
     r = await _call(http, route, ids["cust-a"], {})
@@ -215,3 +229,33 @@ async def test_operator_routes_refuse_customers(world):
     assert r.status_code == 403 and r.json()["type"].endswith("/forbidden")
     r = await http.put("/v1/operator/devices/pet-b/owner", json={"customer_id": "cust-a"}, headers=alice)
     assert r.status_code == 403
+
+
+async def test_alarm_lists_hold_only_own_alarms(world):
+    http, ids = world
+    alice, olga = await login(http, "alice"), await login(http, "olga")
+    mine = (await http.get("/v1/alarms", headers=alice)).json()
+    assert mine["customer"] == "cust-a" and [a["id"] for a in mine["alarms"]] == [ids["cust-a"]["alarm"]]
+    queue = (await http.get("/v1/operator/alarms", headers=olga)).json()
+    assert sorted(a["id"] for a in queue) == sorted([ids["cust-a"]["alarm"], ids["cust-b"]["alarm"]])
+    # Feedback is the customer's word; the list is a customer's own (an operator has the queue).
+    assert (await http.get("/v1/alarms", headers=olga)).status_code == 403
+    feedback = await http.post(f"/v1/alarms/{ids['cust-a']['alarm']}/feedback", json={"feedback": "false_alarm"},
+                               headers=olga)
+    assert feedback.status_code == 403
+
+
+async def test_every_operator_route_refuses_customers(world):
+    """Every /v1/operator operation of the document answers a customer 403 (problem+json), and says so."""
+    http, ids = world
+    alice = await login(http, "alice")
+    spec = make_app(None).openapi()
+    operations = [(method.upper(), path, op) for path, ops in spec["paths"].items() if path.startswith("/v1/operator/")
+                  for method, op in ops.items()]
+    assert len(operations) >= 12
+    for method, path, op in operations:
+        assert "403" in op["responses"], (method, path)
+        url = path.replace("{alarm_id}", str(ids["cust-a"]["alarm"])).replace("{device_id}", "home-a") \
+            .replace("{customer}", "cust-a")
+        r = await http.request(method, url, headers=alice, json={} if method in ("POST", "PUT") else None)
+        assert r.status_code == 403 and r.json()["type"].endswith("/forbidden"), (method, path, r.text)
