@@ -17,7 +17,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.python import asgi as schemathesis_asgi
 
 from accounts import Caller, issue_access
-from api import pets
+from api import alarms, pets
 from storage import Database, devices
 from tests.access_data import T0, certificate_context, seed_car, seed_fences, seed_fix, seed_two_customers
 from tests.helpers import auth_config, make_app
@@ -86,8 +86,9 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=
 @pytest.fixture(scope="module")
 def served(pg_admin_url):
     with scratch_database(pg_admin_url) as url, pytest.MonkeyPatch.context() as patch:
-        # The pet's live stream ends at once: schemathesis reads each answer whole.
+        # The live streams end at once: schemathesis reads each answer whole.
         patch.setattr(pets, "STREAM_MAX_S", 0.0)
+        patch.setattr(alarms, "STREAM_MAX_S", 0.0)
         APP.database_url = url
         yield APP
         schemathesis_asgi.shutdown_lifespans()
@@ -108,16 +109,25 @@ SEEDED = [
     ("PUT", "/v1/pets/{pet_id}/fences/{fence_id}", {"pet_id": "pet", "fence_id": "pet_fence"}, CIRCLE),
     ("DELETE", "/v1/pets/{pet_id}/fences/{fence_id}", {"pet_id": "pet_0001", "fence_id": "spare_pet_fence"}, None),
     ("DELETE", "/v1/geofences/{fence_id}", {"fence_id": "spare_fence"}, None),
+    ("GET", "/v1/alarms/{alarm_id}", {"alarm_id": "alarm"}, None),
+    ("POST", "/v1/alarms/{alarm_id}/feedback", {"alarm_id": "alarm"}, {"feedback": "it_was_me"}),
+    ("GET", "/v1/operator/alarms/{alarm_id}", {"alarm_id": "alarm"}, None, "operator"),
+    ("POST", "/v1/operator/alarms/{alarm_id}/claim", {"alarm_id": "alarm"}, None, "operator"),
+    ("POST", "/v1/operator/alarms/{alarm_id}/notes", {"alarm_id": "alarm"}, {"text": "called"}, "operator"),
+    ("POST", "/v1/operator/alarms/{alarm_id}/acknowledge", {"alarm_id": "alarm"}, None, "operator"),
+    ("POST", "/v1/operator/alarms/{alarm_id}/resolve", {"alarm_id": "alarm"}, {"outcome": "test"}, "operator"),
+    ("GET", "/v1/operator/devices/{device_id}/alarms", {"device_id": "home"}, None, "operator"),
 ]
 
 
 def test_seeded_objects_answer_as_documented(served):
     # A first call runs the lifespan that seeds the database (and so sets the ids).
     schema["/v1/devices"]["GET"].Case().call(headers={"Authorization": f"Bearer {served.tokens['customer']}"})
-    for method, path, params, body in SEEDED:
+    for method, path, params, body, *role in SEEDED:
         case = schema[path][method].Case(path_parameters={k: served.ids[v] for k, v in params.items()},
                                          **({"body": body, "media_type": "application/json"} if body else {}))
-        response = case.call_and_validate(headers={"Authorization": f"Bearer {served.tokens['customer']}"})
+        token = served.tokens[role[0] if role else "customer"]
+        response = case.call_and_validate(headers={"Authorization": f"Bearer {token}"})
         assert response.status_code in (200, 204), (method, path, response.text)
 
 
