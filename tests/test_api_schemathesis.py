@@ -62,6 +62,7 @@ class InServingLoop:
         self.app = make_app(self.db, auth=self.auth, certificates=self.certificates)
         await send({"type": "lifespan.startup.complete"})
         await receive()
+        await self.app.state.alarm_feed.close()    # its LISTEN task, started by a call of the alarm stream
         await self.db.close()
         await send({"type": "lifespan.shutdown.complete"})
 
