@@ -16,12 +16,18 @@ Adopting it is one parameter, e.g.::
     async def pet(request: Request, pet_id: access.DeviceId, owner: str | None = Depends(access.customer_scope)):
         return await service.get_pet(db=request.app.state.db, pet_id=pet_id, owner=owner)
 
-``RESPONSES`` (401) and ``OPERATOR_RESPONSES`` (401, 403) document the refusals in OpenAPI;
-``problem_example`` writes such an entry for any other status. Tests log in with
+``RESPONSES`` (401), ``OPERATOR_RESPONSES`` and ``CUSTOMER_RESPONSES`` (401, 403) document the refusals in
+OpenAPI; ``problem_example`` writes such an entry for any other status. Tests log in with
 ``tests.helpers.add_account`` and ``tests.helpers.login`` (see there).
 
 Without a valid ``Authorization: Bearer <access token>`` the answer is 401 problem+json with a
 ``WWW-Authenticate: Bearer`` challenge. Tokens come from ``POST /v1/auth/token`` (OAuth2 password flow).
+
+Server-sent-event routes take ``Depends(stream_scope)`` or ``Depends(stream_operator)`` instead: a browser's
+``EventSource`` cannot send headers, so there (and only there) the token may also come as the
+``access_token`` query parameter (RFC 6750 §2.3). A URL leaks more easily than a header (history,
+proxy logs), which is why no other route accepts it: the token lives 15 minutes and the API server
+writes no access log (uvicorn at warning level).
 """
 
 from __future__ import annotations
@@ -29,20 +35,24 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import APIKeyQuery, OAuth2PasswordBearer
 
 from accounts.tokens import Caller, decode_access
 from api.schemas import Problem
 from vigil.errors import Forbidden, Unauthenticated
 
 __all__ = ["Caller", "DeviceId", "current_caller", "customer_scope", "customer_only", "operator_only",
-           "RESPONSES", "OPERATOR_RESPONSES", "problem_example"]
+           "stream_caller", "stream_scope", "stream_operator", "RESPONSES", "CUSTOMER_RESPONSES",
+           "OPERATOR_RESPONSES", "problem_example"]
 
 TOKEN_URL = "/v1/auth/token"
 #: A device id path parameter (IMEI, serial or name; 64 = ingest.topics.MAX_DEVICE_ID_LEN), with an example.
 DeviceId = Annotated[str, Path(min_length=1, max_length=64, examples=["car-00001"])]
 bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False,
                               description="Access token from POST /v1/auth/token (15 min)")
+stream_token = APIKeyQuery(name="access_token", scheme_name="AccessTokenQuery", auto_error=False,
+                           description="The access token as a query parameter: only on text/event-stream routes "
+                                       "(EventSource cannot send an Authorization header)")
 
 
 def problem_example(status: int, kind: str, title: str, detail: str, description: str) -> dict:
@@ -58,6 +68,8 @@ RESPONSES = problem_example(401, "missing-token", "authentication required",
 OPERATOR_RESPONSES = RESPONSES | problem_example(403, "forbidden", "not allowed for this role",
                                                  "this route is for operators of the assistance centre",
                                                  "the caller is not an operator")
+CUSTOMER_RESPONSES = RESPONSES | problem_example(403, "forbidden", "not allowed for this role",
+                                                 "this route is for customers", "the caller is an operator")
 
 
 async def current_caller(request: Request, token: str | None = Depends(bearer)) -> Caller:
@@ -85,3 +97,19 @@ async def operator_only(caller: Caller = Depends(current_caller)) -> Caller:
     if not caller.is_operator:
         raise Forbidden("this route is for operators of the assistance centre")
     return caller
+
+
+async def stream_caller(request: Request, token: str | None = Depends(bearer),
+                        query_token: str | None = Depends(stream_token)) -> Caller:
+    """:func:`current_caller` for server-sent-event routes: the header, or else ``?access_token=``."""
+    return await current_caller(request, token or query_token)
+
+
+async def stream_scope(caller: Caller = Depends(stream_caller)) -> str | None:
+    """:func:`customer_scope` for server-sent-event routes."""
+    return await customer_scope(caller)
+
+
+async def stream_operator(caller: Caller = Depends(stream_caller)) -> Caller:
+    """:func:`operator_only` for server-sent-event routes."""
+    return await operator_only(caller)

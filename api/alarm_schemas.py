@@ -56,7 +56,7 @@ class AlarmDetail(AlarmOut):
 
 
 class DeviceAlarms(BaseModel):
-    device_id: str
+    device_id: str = Field(examples=["home-0001"])
     kind: str
     owner: str | None
     status: str
@@ -74,25 +74,22 @@ class CustomerDevice(BaseModel):
 
 
 class CustomerAlarms(BaseModel):
-    customer: str
+    customer: str = Field(examples=["cust-1"])
     devices: list[CustomerDevice]
     alarms: list[AlarmOut]
 
 
-class OperatorAction(BaseModel):
-    operator: str = Field(min_length=1, max_length=128, description="the operator doing it")
+# The operator doing it is the logged-in caller (api/alarms.py), not a field of the request.
+class AssignRequest(BaseModel):
+    assignee: str = Field(min_length=1, max_length=128, examples=["op-2"])
 
 
-class AssignRequest(OperatorAction):
-    assignee: str = Field(min_length=1, max_length=128)
+class NoteRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=4000, examples=["called the customer, leak confirmed"])
 
 
-class NoteRequest(OperatorAction):
-    text: str = Field(min_length=1, max_length=4000)
-
-
-class ResolveRequest(OperatorAction):
-    outcome: Literal["real_emergency", "false_alarm", "test", "no_answer"]
+class ResolveRequest(BaseModel):
+    outcome: Literal["real_emergency", "false_alarm", "test", "no_answer"] = Field(examples=["real_emergency"])
     note: str | None = Field(None, max_length=4000)
 
 

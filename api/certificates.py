@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import base64
+from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 
+from api import access
 from api import certificate_service as service
+from api.access import DeviceId, customer_scope
 from api.certificate_schemas import (CertificateDocument, CertificatePage, CertificateRequest, CertificateSummary,
                                      FineAssistRequest, PublicKey, Verification, VerificationStatus)
-from api.schemas import Problem
+from vigil.errors import RejectedInput
 
 router = APIRouter(tags=["certificates"])
-NOT_FOUND = {404: {"model": Problem, "description": "no such car or certificate (or not yours)"}}
+NOT_FOUND = access.problem_example(404, "not-found", "certificate not found", "certificate 'crt_5f0c3e1a' not found",
+                                   "no such car or certificate, or not the caller's")
+SCOPED = access.RESPONSES | NOT_FOUND
 JSON_DOC = {"model": CertificateDocument, "description": "the signed document as canonical JSON bytes"}
-
-
-def _owner(request: Request) -> str | None:
-    """The caller's customer id once authentication sets ``request.state.owner``; None: no scoping."""
-    return getattr(request.state, "owner", None)
+#: A certificate id (``crt_`` and 24 hex digits; anything up to 64 characters is looked up).
+CertId = Annotated[str, Path(min_length=1, max_length=64, examples=["crt_5f0c3e1a9b2d4c6e8f7a1b2c"])]
 
 
 def _ctx(request: Request) -> service.CertificateContext:
@@ -33,15 +35,18 @@ def _json(document: bytes, status: int = 200, headers: dict | None = None) -> Re
 
 
 @router.post("/v1/vehicles/{vehicle_id}/certificates", status_code=201,
-             responses={201: JSON_DOC, 422: {"model": Problem}, **NOT_FOUND},
+             responses={201: JSON_DOC, **SCOPED, **access.problem_example(
+                 422, "bad-period", "request refused", "'from' must be before 'to'",
+                 "refused input; `reason` says why")},
              summary="Issue a fine-assist, driving-style or vehicle-usage certificate")
-async def create(request: Request, vehicle_id: str, body: CertificateRequest = Body(
+async def create(request: Request, vehicle_id: DeviceId, owner: str | None = Depends(customer_scope),
+                 body: CertificateRequest = Body(
         openapi_examples={
             "fine_assist": {"value": {"kind": "fine_assist", "at": "2024-03-01T08:15:00Z",
                                       "place": {"lat": 60.1699, "lon": 24.9384}}},
             "vehicle_usage": {"value": {"kind": "vehicle_usage", "from": "2024-03-01T00:00:00Z",
                                         "to": "2024-04-01T00:00:00Z"}}})) -> Response:
-    common = dict(db=request.app.state.db, ctx=_ctx(request), vehicle_id=vehicle_id, owner=_owner(request),
+    common = dict(db=request.app.state.db, ctx=_ctx(request), vehicle_id=vehicle_id, owner=owner,
                   now=request.app.state.now())
     if isinstance(body, FineAssistRequest):
         place = (body.place.lat, body.place.lon) if body.place else None
@@ -54,11 +59,12 @@ async def create(request: Request, vehicle_id: str, body: CertificateRequest = B
     return _json(document, 201, {"Location": f"/v1/certificates/{cert_id}"})
 
 
-@router.get("/v1/vehicles/{vehicle_id}/certificates", response_model=CertificatePage, responses=NOT_FOUND,
+@router.get("/v1/vehicles/{vehicle_id}/certificates", response_model=CertificatePage, responses=SCOPED,
             summary="A car's certificates, newest first")
-async def list_certificates(request: Request, vehicle_id: str, limit: int = Query(50, ge=1, le=500),
-                            offset: int = Query(0, ge=0)) -> CertificatePage:
-    rows = await service.list_documents(db=request.app.state.db, vehicle_id=vehicle_id, owner=_owner(request),
+async def list_certificates(request: Request, vehicle_id: DeviceId, limit: int = Query(50, ge=1, le=500),
+                            offset: int = Query(0, ge=0, le=1_000_000),
+                            owner: str | None = Depends(customer_scope)) -> CertificatePage:
+    rows = await service.list_documents(db=request.app.state.db, vehicle_id=vehicle_id, owner=owner,
                                         limit=limit + 1, offset=offset)
     items = [CertificateSummary(id=r.id, kind=r.kind, vehicle_id=r.vehicle_id, key_id=r.key_id,
                                 created_at=r.created_at, json_url=f"/v1/certificates/{r.id}",
@@ -67,7 +73,10 @@ async def list_certificates(request: Request, vehicle_id: str, limit: int = Quer
                            next_offset=offset + limit if len(rows) > limit else None)
 
 
-@router.get("/v1/certificates/keys", response_model=list[PublicKey],
+@router.get("/v1/certificates/keys", response_model=list[PublicKey], responses={200: {"content": {
+                "application/json": {"example": [{"key_id": "ed25519-2da8a20ad2b85f06", "algorithm": "Ed25519",
+                                                  "public_key": "GJ0m2yJ9c1p0GkzC0m5m8Jx7ZQ5b4a0h2m0T1n7uXkA=",
+                                                  "active": True}]}}}},
             summary="Every public key certificates were ever signed with (for offline verification)")
 async def public_keys(request: Request) -> list[PublicKey]:
     keys = _ctx(request).keys
@@ -88,32 +97,43 @@ async def _bounded_body(request: Request, limit: int) -> bytes | None:
 
 
 @router.post("/v1/certificates/verify", response_model=Verification,
+             responses=access.problem_example(422, "missing-body", "request refused",
+                                              "upload the certificate's JSON or PDF as the request body",
+                                              "nothing was uploaded"),
              summary="Verify an uploaded certificate (the JSON document or the PDF); open to anyone",
              openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": {"type": "object"}},
+                 # Any bytes are checked and answered (valid or why not): no JSON schema to hold them to.
+                 "application/json": {"schema": {"description": "the certificate's JSON document"}},
                  "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
 async def verify(request: Request) -> Verification:
-    verdict = service.verify(ctx=_ctx(request), data=await _bounded_body(request, service.MAX_UPLOAD_BYTES))
+    data = await _bounded_body(request, service.MAX_UPLOAD_BYTES)
+    if data == b"":
+        raise RejectedInput("missing-body", "upload the certificate's JSON or PDF as the request body")
+    verdict = service.verify(ctx=_ctx(request), data=data)
     return Verification(valid=verdict.valid, reason=verdict.reason, format=verdict.format, detail=verdict.detail,
                         key_ids=verdict.key_ids, certificate=verdict.certificate)
 
 
-@router.get("/v1/certificates/{cert_id}", responses={200: JSON_DOC, **NOT_FOUND},
+@router.get("/v1/certificates/{cert_id}", responses={200: JSON_DOC, **SCOPED},
             summary="A certificate's signed JSON document (owner only)")
-async def get_certificate(request: Request, cert_id: str) -> Response:
-    return _json(await service.get_document(db=request.app.state.db, cert_id=cert_id, owner=_owner(request)))
+async def get_certificate(request: Request, cert_id: CertId, owner: str | None = Depends(customer_scope)) -> Response:
+    return _json(await service.get_document(db=request.app.state.db, cert_id=cert_id, owner=owner))
 
 
 @router.get("/v1/certificates/{cert_id}/pdf", summary="A certificate as a sealed PDF (owner only)",
-            responses={200: {"content": {"application/pdf": {}}, "description": "the sealed PDF"}, **NOT_FOUND})
-async def get_certificate_pdf(request: Request, cert_id: str) -> Response:
+            response_class=Response,
+            responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"},
+                                                              "example": "%PDF-1.7 …"}},
+                             "description": "the sealed PDF"}, **SCOPED})
+async def get_certificate_pdf(request: Request, cert_id: CertId,
+                              owner: str | None = Depends(customer_scope)) -> Response:
     data = await service.get_pdf(db=request.app.state.db, ctx=_ctx(request), cert_id=cert_id,
-                                 owner=_owner(request))
+                                 owner=owner)
     return Response(data, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{cert_id}.pdf"'})
 
 
 @router.get("/v1/certificates/{cert_id}/verification", response_model=VerificationStatus, responses=NOT_FOUND,
             summary="Public: whether this id was issued, when, by which key, with which content hash (QR link)")
-async def verification_status(request: Request, cert_id: str) -> VerificationStatus:
+async def verification_status(request: Request, cert_id: CertId) -> VerificationStatus:
     return VerificationStatus(**await service.verification_status(db=request.app.state.db, cert_id=cert_id))

@@ -160,5 +160,16 @@ async def delete_pet_fence(*, db: Database, owner: str | None, pet_id: str, fenc
 
 async def events(*, db: Database, owner: str | None, device: str | None, fence_id: int | None,
                  start: dt.datetime | None, end: dt.datetime | None, limit: int, offset: int) -> list[dict]:
+    """A page of events of ``owner``'s fences. A ``device`` or ``fence_id`` filter naming another customer's
+    object is NotFound, as for one that does not exist (an empty page would do too, but 404 is what every
+    other route answers for it)."""
+    if device is not None:
+        found = (await devices.lookup(db, [device])).get(device)
+        if found is None or (owner is not None and found.owner != owner):
+            raise NotFound("device", device)
+    if fence_id is not None:
+        fence_owner = await store.fence_owner(db, fence_id)
+        if fence_owner is None or (owner is not None and fence_owner != owner):
+            raise NotFound("geofence", str(fence_id))
     return await store.list_events(db, owner=owner, device=device, fence_id=fence_id, start=start, end=end,
                                    limit=limit, offset=offset)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
-from api import find_service
+from api import access, find_service
 from api.find_schemas import FindVehicleWalk, LineString, WalkingRoute
-from api.schemas import Problem
 from api.vehicles import _shape
 
 router = APIRouter(prefix="/v1/vehicles", tags=["vehicles"])
@@ -16,11 +15,13 @@ router = APIRouter(prefix="/v1/vehicles", tags=["vehicles"])
     "/{vehicle_id}/find",
     response_model=FindVehicleWalk,
     summary="Find-Vehicle: the car's last fix and the shortest walking route to it",
-    responses={404: {"model": Problem, "description": "no such car, or it has sent no fix yet"},
-               422: {"model": Problem, "description": "from_lat/from_lon missing, not finite or out of range"}},
+    responses=access.RESPONSES | access.problem_example(
+        404, "not-found", "vehicle not found", "vehicle 'car-00001' not found",
+        "no such car, not the caller's, or it has sent no fix yet") | {
+        422: {"description": "from_lat/from_lon missing, not finite or out of range"}},
 )
 async def find_vehicle(
-    request: Request, vehicle_id: str,
+    request: Request, vehicle_id: access.DeviceId, owner: str | None = Depends(access.customer_scope),
     from_lat: float = Query(..., ge=-90, le=90, allow_inf_nan=False, description="customer's latitude, degrees"),
     from_lon: float = Query(..., ge=-180, le=180, allow_inf_nan=False, description="customer's longitude, degrees"),
 ) -> FindVehicleWalk:
@@ -28,7 +29,7 @@ async def find_vehicle(
     now = state.now()
     found = await find_service.find_vehicle(
         db=state.db, graph=state.walk_graph, vehicle_id=vehicle_id, from_lat=from_lat, from_lon=from_lon,
-        speed_kmh=state.walk_speed_kmh, now=now)
+        speed_kmh=state.walk_speed_kmh, now=now, owner=owner)
     walk = found.walk
     return FindVehicleWalk(
         vehicle=_shape(found.position, now), from_lat=from_lat, from_lon=from_lon,

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from vigil.errors import Conflict, Forbidden, NotFound, RejectedInput, StorageError, TooManyAttempts, Unauthenticated
 
@@ -74,4 +75,26 @@ def install(app: FastAPI) -> None:
         response = problem(exc.status_code, f"http-{exc.status_code}", str(exc.detail), str(exc.detail))
         # Keep what the framework adds, e.g. the ``Allow`` header RFC 9110 requires with a 405.
         response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed(request) or response.headers.get("Allow", "")
         return response
+
+
+_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
+
+
+def _allowed(request: Request) -> str:
+    """Every method the path supports, from the OpenAPI document. Starlette's 405 names only the first route
+    matching the path, but one path is often several routes (GET and POST of a collection are two
+    functions, in different routers). As OpenAPI matches paths, the templates with the fewest parameters
+    win (``/v1/certificates/verify`` before ``/v1/certificates/{cert_id}``)."""
+    table = getattr(request.app.state, "allow_table", None)
+    if table is None:
+        table = []
+        for path, operations in request.app.openapi()["paths"].items():
+            methods = {m.upper() for m in operations if m in _METHODS}
+            table.append((path.count("{"), compile_path(path)[0], methods | ({"HEAD"} if "GET" in methods else set())))
+        request.app.state.allow_table = table
+    matching = [(params, methods) for params, regex, methods in table if regex.match(request.scope["path"])]
+    fewest = min((params for params, _ in matching), default=0)
+    return ", ".join(sorted(set().union(*(methods for params, methods in matching if params == fewest))))

@@ -74,15 +74,25 @@ def _load_main(mqtt_url: str, ids: list[str], fixes_per_device: int, msgs_per_s:
 # ---------------------------------------------------------------------------------------------- probe
 
 
+def _operator_token(settings) -> str:
+    """An access token of an operator, signed with the runtime's key (no account or login needed to read)."""
+    import datetime as dt
+
+    from accounts import AuthConfig, Caller, issue_access
+
+    caller = Caller(0, "bench-operator", "operator", None)
+    return issue_access(AuthConfig.from_settings(settings), caller, now=dt.datetime.now(dt.timezone.utc))[0]
+
+
 def _probe_main(conn, http_url: str, mqtt_url: str, kits: list[str], duration_s: float, seed: int,
-                cursor: int) -> None:
+                cursor: int, token: str) -> None:
     try:
-        conn.send(("done", asyncio.run(_probe(conn, http_url, mqtt_url, kits, duration_s, seed, cursor))))
+        conn.send(("done", asyncio.run(_probe(conn, http_url, mqtt_url, kits, duration_s, seed, cursor, token))))
     except BaseException as exc:  # noqa: BLE001 — reported to the parent
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
-async def _probe(conn, http_url, mqtt_url, kits, duration_s, seed, cursor) -> dict:
+async def _probe(conn, http_url, mqtt_url, kits, duration_s, seed, cursor, token) -> dict:
     import aiomqtt
     import httpx
 
@@ -96,8 +106,9 @@ async def _probe(conn, http_url, mqtt_url, kits, duration_s, seed, cursor) -> di
     ready = [asyncio.Event(), asyncio.Event()]
 
     async def read_stream() -> None:
-        async with httpx.AsyncClient(timeout=None) as client:
+        async with httpx.AsyncClient(timeout=None, headers={"Authorization": f"Bearer {token}"}) as client:
             async with client.stream("GET", f"{http_url}/v1/operator/alarms/stream?after={cursor}") as response:
+                response.raise_for_status()
                 ready[0].set()
                 async for line in response.aiter_lines():
                     if line.startswith("data: "):
@@ -209,7 +220,8 @@ async def run(args) -> dict:
                     await asyncio.sleep(0.05)
                 parent, child = ctx.Pipe()
                 probe = ctx.Process(target=_probe_main, daemon=True, args=(
-                    child, runtime.http_url, broker.url, kits, args.duration_s, args.seed, 0))
+                    child, runtime.http_url, broker.url, kits, args.duration_s, args.seed, 0,
+                    _operator_token(runtime.settings)))
                 go.set()
                 stored0, t_load = runtime.metrics.get("vigil_storage_fixes_total"), time.monotonic()
                 await asyncio.sleep(3.0)  # the load reaches its pace before the first alarm

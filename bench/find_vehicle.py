@@ -144,6 +144,7 @@ async def time_http(router: Router, pts: np.ndarray) -> dict:
 
     import httpx
 
+    from accounts import Caller, issue_access
     from api.app import create_app
     from storage import Database, EmbeddedPostgres, FixWriter, devices
     from vigil.batch import FixBatch
@@ -153,7 +154,7 @@ async def time_http(router: Router, pts: np.ndarray) -> dict:
         pg = EmbeddedPostgres(Path(tmp))
         db = await Database.open(await pg.start())
         try:
-            (car,) = await devices.provision(db, ["car-bench"], kind="car")
+            (car,) = await devices.provision(db, ["car-bench"], kind="car", owner="cust-bench")
             now_ms = int(time.time() * 1000)
             one = lambda v, dtype=float: np.array([v], dtype=dtype)  # noqa: E731
             await FixWriter(db).write(FixBatch(
@@ -163,8 +164,12 @@ async def time_http(router: Router, pts: np.ndarray) -> dict:
                 received_ms=one(now_ms, np.int64)))
             app = create_app(db=db, metrics=Metrics(), walk_graph=WalkGraph.ready(router),
                              now=lambda: dt.datetime.now(dt.timezone.utc))
+            # A logged-in customer's call: the token is checked (and the car's owner) on every request.
+            token, _ = issue_access(app.state.auth, Caller(1, "bench", "customer", "cust-bench"),
+                                    now=dt.datetime.now(dt.timezone.utc))
             ms = []
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vigil") as http:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vigil",
+                                         headers={"Authorization": f"Bearer {token}"}) as http:
                 for a, b in pts[:, :2].tolist():
                     t0 = time.perf_counter()
                     r = await http.get("/v1/vehicles/car-bench/find", params={"from_lat": a, "from_lon": b})

@@ -42,6 +42,14 @@ async def get_fence(db: Database, fence_id: int) -> dict | None:
         return await cur.fetchone()
 
 
+async def fence_owner(db: Database, fence_id: int) -> str | None:
+    """The customer a fence belongs to, deleted or not (its past events stay), or None if there is none."""
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT owner FROM fences WHERE id = %s", (fence_id,))
+        row = await cur.fetchone()
+        return row[0] if row else None
+
+
 async def list_fences(db: Database, *, owner: str | None, scopes: tuple[str, ...], device_code: int | None = None,
                       limit: int, offset: int) -> list[dict]:
     """Active fences of ``owner`` (None: everyone's) with a scope in ``scopes``, optionally of one device."""

@@ -1,4 +1,5 @@
-"""Helpers of the alarm tests: publish device messages, read the SSE operator stream, query alarm tables."""
+"""Helpers of the alarm tests: publish device messages, log in, read the SSE operator stream, query alarm
+tables."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import aiomqtt
 import httpx
 
+from tests.helpers import add_account, login
+from vigil.errors import RejectedInput
 from vigil.settings import parse_mqtt_url
 
 
@@ -28,12 +31,25 @@ def home_heartbeat(kit: str, seq: int, ts_ms: int, battery_pct: float = 90.0) ->
     return f"vigil/v1/home/{kit}/heartbeat", {"v": 1, "seq": seq, "ts": ts_ms, "battery_pct": battery_pct}
 
 
-class StreamReader:
-    """Reads ``GET /v1/operator/alarms/stream`` in the background; ``events`` holds (id, body) in order."""
+async def logged_in(runtime, username: str, role: str = "customer") -> dict[str, str]:
+    """The Authorization header of ``username`` on ``runtime``'s API; the account is created on first use
+    (a customer acts for the customer id ``username``)."""
+    try:
+        await add_account(runtime.db, username, role=role)
+    except RejectedInput as exc:
+        assert exc.reason == "username_taken"
+    async with httpx.AsyncClient(base_url=runtime.http_url, timeout=10) as http:
+        return await login(http, username)
 
-    def __init__(self, base_url: str, after: int | None = None, last_event_id: str | None = None) -> None:
+
+class StreamReader:
+    """Reads ``GET /v1/operator/alarms/stream`` in the background; ``events`` holds (id, body) in order.
+    ``auth``: an operator's Authorization header."""
+
+    def __init__(self, base_url: str, auth: dict[str, str], after: int | None = None,
+                 last_event_id: str | None = None) -> None:
         self.url = f"{base_url}/v1/operator/alarms/stream" + (f"?after={after}" if after is not None else "")
-        self.headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        self.headers = {**auth, **({"Last-Event-ID": last_event_id} if last_event_id else {})}
         self.events: list[tuple[int, dict]] = []
         self.connected = asyncio.Event()
         self._task: asyncio.Task | None = None

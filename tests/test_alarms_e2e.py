@@ -9,7 +9,7 @@ import time
 import httpx
 
 from storage import devices
-from tests.alarm_helpers import StreamReader, fetch, home_event, publish, wait_for
+from tests.alarm_helpers import StreamReader, fetch, home_event, logged_in, publish, wait_for
 from tests.helpers import make_settings
 
 NOW_MS = (int(time.time()) - 5) * 1000
@@ -42,7 +42,9 @@ async def each_alarm_type(runtime, mqtt_url: str) -> None:
     for device_id, kind in (("kit-1", "home"), ("pet-1", "pet"), ("car-1", "car")):
         await devices.provision(db, [device_id], kind=kind, owner=OWNERS[device_id])
 
-    async with StreamReader(runtime.http_url) as stream:
+    op1, op2 = await logged_in(runtime, "op-1", "operator"), await logged_in(runtime, "op-2", "operator")
+    home, pet = await logged_in(runtime, "cust-home"), await logged_in(runtime, "cust-pet")
+    async with StreamReader(runtime.http_url, op1) as stream:
         t = NOW_MS
         await publish(mqtt_url, [
             home_event("kit-1", 1, t, "motion", "m-0"),  # disarmed: the household is home, no alarm
@@ -82,38 +84,49 @@ async def each_alarm_type(runtime, mqtt_url: str) -> None:
 
         # The queue: most severe first (the four critical ones), then oldest first.
         async with httpx.AsyncClient(base_url=runtime.http_url) as http:
-            queue = (await http.get("/v1/operator/alarms")).json()
+            queue = (await http.get("/v1/operator/alarms", headers=op1)).json()
             ranks = ["warning", "minor", "major", "critical"]
             keys = [(-ranks.index(a["severity"]), a["raised_at"], a["id"]) for a in queue]
             assert len(queue) == len(EXPECTED) and keys == sorted(keys)
             water = alarms[("kit-1", "water_leak")][2]
-            assert (await http.post(f"/v1/operator/alarms/{water}/claim", json={"operator": "op-1"})).status_code == 200
-            taken = await http.post(f"/v1/operator/alarms/{water}/claim", json={"operator": "op-2"})
+            # The operator is the logged-in caller; a name in the body (older clients) is ignored.
+            claimed = await http.post(f"/v1/operator/alarms/{water}/claim", json={"operator": "op-2"}, headers=op1)
+            assert claimed.status_code == 200 and claimed.json()["assignee"] == "op-1"
+            taken = await http.post(f"/v1/operator/alarms/{water}/claim", headers=op2)
             assert taken.status_code == 409 and taken.json()["reason"] == "alarm_claimed"
-            acked = (await http.post(f"/v1/operator/alarms/{water}/acknowledge", json={"operator": "op-1"})).json()
+            acked = (await http.post(f"/v1/operator/alarms/{water}/acknowledge", headers=op1)).json()
             assert acked["state"] == "active_ack" and acked["next_step_at"] is None
-            await http.post(f"/v1/operator/alarms/{water}/notes", json={"operator": "op-1", "text": "called, leak real"})
-            mine = await http.post(f"/v1/customers/cust-home/alarms/{water}/feedback", json={"feedback": "it_was_me"})
+            assert acked["acknowledged_by"] == "op-1"
+            await http.post(f"/v1/operator/alarms/{water}/notes", json={"text": "called, leak real"}, headers=op1)
+            mine = await http.post(f"/v1/alarms/{water}/feedback", json={"feedback": "it_was_me"}, headers=home)
             assert mine.json()["customer_feedback"] == "it_was_me"
-            assert (await http.post(f"/v1/customers/cust-pet/alarms/{water}/feedback",
-                                    json={"feedback": "it_was_me"})).status_code == 404  # not their alarm
+            assert (await http.post(f"/v1/alarms/{water}/feedback", json={"feedback": "it_was_me"},
+                                    headers=pet)).status_code == 404  # not their alarm
+            assert (await http.post(f"/v1/alarms/{water}/feedback", json={"feedback": "it_was_me"},
+                                    headers=op1)).status_code == 403  # the customer's word, not the centre's
+            assert (await http.post(f"/v1/operator/alarms/{water}/notes", json={"text": "x"},
+                                    headers=home)).status_code == 403
             done = await http.post(f"/v1/operator/alarms/{water}/resolve",
-                                   json={"operator": "op-1", "outcome": "real_emergency", "note": "plumber sent"})
+                                   json={"outcome": "real_emergency", "note": "plumber sent"}, headers=op1)
             assert done.json()["state"] == "resolved" and done.json()["outcome"] == "real_emergency"
-            again = await http.post(f"/v1/operator/alarms/{water}/acknowledge", json={"operator": "op-1"})
+            again = await http.post(f"/v1/operator/alarms/{water}/acknowledge", headers=op1)
             assert again.status_code == 409 and again.headers["content-type"] == "application/problem+json"
 
-            detail = (await http.get(f"/v1/operator/alarms/{water}")).json()
+            detail = (await http.get(f"/v1/operator/alarms/{water}", headers=op2)).json()
             assert [a["kind"] for a in detail["audit"]] == [
                 "raised", "notified", "assigned", "acknowledged", "note", "customer_feedback", "cleared", "resolved"]
-            customer_view = (await http.get(f"/v1/customers/cust-home/alarms/{water}")).json()
+            assert {a["actor"] for a in detail["audit"] if a["kind"] in ("assigned", "note", "resolved")} == {"op-1"}
+            customer_view = (await http.get(f"/v1/alarms/{water}", headers=home)).json()
             assert "note" not in [a["kind"] for a in customer_view["audit"]]
-            history = (await http.get("/v1/operator/devices/kit-1/alarms")).json()
+            assert (await http.get(f"/v1/alarms/{water}", headers=pet)).status_code == 404
+            own = (await http.get("/v1/alarms", headers=pet)).json()
+            assert own["customer"] == "cust-pet" and [a["type"] for a in own["alarms"]] == ["sos"]
+            history = (await http.get("/v1/operator/devices/kit-1/alarms", headers=op1)).json()
             assert history["armed"] is True and len(history["alarms"]) == 6
-            per_customer = (await http.get("/v1/operator/customers/cust-pet/alarms")).json()
+            per_customer = (await http.get("/v1/operator/customers/cust-pet/alarms", headers=op1)).json()
             assert [a["type"] for a in per_customer["alarms"]] == ["sos"]
             assert per_customer["devices"] == [{"device_id": "pet-1", "kind": "pet", "status": "active"}]
-            assert (await http.get("/v1/operator/customers/nobody/alarms")).status_code == 404
+            assert (await http.get("/v1/operator/customers/nobody/alarms", headers=op1)).status_code == 404
             metrics = (await http.get("/metrics")).text
             assert 'vigil_alarms{state="resolved"} 1' in metrics
             assert 'vigil_alarms{state="active_unack"} 7' in metrics

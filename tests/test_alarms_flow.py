@@ -10,7 +10,7 @@ import time
 import httpx
 
 from storage import devices
-from tests.alarm_helpers import StreamReader, fetch, home_event, home_heartbeat, publish, wait_for
+from tests.alarm_helpers import StreamReader, fetch, home_event, home_heartbeat, logged_in, publish, wait_for
 from tests.helpers import make_settings
 
 
@@ -67,7 +67,8 @@ async def test_the_stream_resumes_from_last_event_id_without_gaps(mqtt_url, data
     runtime = await runtime_factory(make_settings(mqtt_url, database_url))
     await devices.provision(runtime.db, [f"kit-s{i}" for i in range(6)], kind="home", owner="cust-1")
     t = (int(time.time()) - 5) * 1000
-    async with StreamReader(runtime.http_url, after=0) as first:
+    op9 = await logged_in(runtime, "op-9", "operator")
+    async with StreamReader(runtime.http_url, op9, after=0) as first:
         await publish(mqtt_url, [home_event(f"kit-s{i}", 1, t, "smoke", f"s-{i}") for i in range(3)])
         seen = await first.wait_for(lambda ev: sum(e["kind"] == "notified" for _, e in ev) == 3)
     last = seen[-1][0]
@@ -76,14 +77,14 @@ async def test_the_stream_resumes_from_last_event_id_without_gaps(mqtt_url, data
     await wait_for(runtime.db, "SELECT count(*) FROM alarm_audit", lambda r: r[0][0] >= 12)
     async with httpx.AsyncClient(base_url=runtime.http_url) as http:
         for alarm_id in (seen[0][1]["alarm"]["id"], seen[-1][1]["alarm"]["id"]):
-            r = await http.post(f"/v1/operator/alarms/{alarm_id}/acknowledge", json={"operator": "op-9"})
+            r = await http.post(f"/v1/operator/alarms/{alarm_id}/acknowledge", headers=op9)
             assert r.status_code == 200
-    async with StreamReader(runtime.http_url, last_event_id=str(last)) as resumed:
+    async with StreamReader(runtime.http_url, op9, last_event_id=str(last)) as resumed:
         await resumed.wait_for(lambda ev: sum(e["kind"] == "acknowledged" for _, e in ev) == 2)
     ids = [i for (i,) in await fetch(runtime.db, "SELECT id FROM alarm_audit ORDER BY id")]
     assert [i for i, _ in seen] + [i for i, _ in resumed.events] == ids  # every audit row once, in order
     # A stream opened without a cursor starts from now.
-    async with StreamReader(runtime.http_url) as fresh:
+    async with StreamReader(runtime.http_url, op9) as fresh:
         await asyncio.sleep(0.5)
         assert fresh.events == []
 

@@ -20,13 +20,20 @@ async def test_errors_are_problem_json(db):
         missing = await http.get("/v1/nowhere")
         assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
         assert (await http.get("/v1/trips/not-a-number")).json()["type"].endswith("/invalid-request")
+        # One path, two routes (GET and POST are two functions): the 405 names every method (RFC 9110).
+        wrong = await http.delete("/v1/vehicles/car-1/certificates")
+        assert wrong.status_code == 405 and wrong.headers["content-type"] == "application/problem+json"
+        assert wrong.headers["allow"] == "GET, HEAD, POST"
+        assert (await http.delete("/v1/certificates/verify")).headers["allow"] == "POST"   # not .../{cert_id}
         spec = (await http.get("/openapi.json")).json()
         assert {"/v1/vehicles/{vehicle_id}/position", "/v1/vehicles/{vehicle_id}/trips", "/v1/trips/{trip_id}",
                 "/v1/vehicles/{vehicle_id}/driving-style", "/healthz"} <= set(spec["paths"])
 
 
-#: The /v1 operations anyone may call: logging in and out, and checking a certificate (issue 7).
-PUBLIC = {("post", "/v1/auth/token"), ("post", "/v1/auth/revoke"), ("post", "/v1/certificates/verify")}
+#: The /v1 operations anyone may call: logging in and out, and checking a certificate (issue 7): uploading
+#: one, the page its QR code opens, and the public keys for offline checks.
+PUBLIC = {("post", "/v1/auth/token"), ("post", "/v1/auth/revoke"), ("post", "/v1/certificates/verify"),
+          ("get", "/v1/certificates/{cert_id}/verification"), ("get", "/v1/certificates/keys")}
 
 
 def test_openapi_documents_every_route_with_a_summary_and_examples():

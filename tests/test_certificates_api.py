@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from api import certificate_service as service
-from api.app import create_app
 from api.certificate_service import CertificateContext
 from certificates.keys import KeyStore
 from simulators.truth import START_MS, simulate_days
@@ -18,10 +17,10 @@ from simulators.truth_positions import true_positions
 from storage import FixWriter, devices
 from storage import trips as trip_store
 from trips import TripConfig, process_all
+from tests.helpers import add_account, login, make_app
 from trips.geo import hop_distance
 from vigil.batch import FixBatch
 from vigil.errors import NotFound
-from vigil.metrics import Metrics
 
 SIM = dict(seed=21, days=0.5, ignition_share=1.0, accel_share=1.0, crash_share=1.0)
 NOW = dt.datetime(2024, 3, 2, 12, 0, tzinfo=dt.timezone.utc)
@@ -34,7 +33,8 @@ def utc(ms: int) -> str:
 
 @pytest.fixture
 async def world(db, tmp_path):
-    """One simulated car (ignition, accelerometer, one crash) owned by alice, its fixes and trips stored."""
+    """One simulated car (ignition, accelerometer, one crash) owned by alice, its fixes and trips stored; the
+    client is logged in as alice (bob owns another car)."""
     cols, truth = simulate_days(1, **SIM)
     car, = await devices.provision(db, ["cert-car"], kind="car", owner="alice")
     await devices.provision(db, ["bobs-car"], kind="car", owner="bob")
@@ -45,8 +45,11 @@ async def world(db, tmp_path):
     result = process_all(batch, TripConfig())
     await trip_store.write(db, result.trips, result.events)
     ctx = CertificateContext(keys=KeyStore(tmp_path / "keys"), public_url="https://vigil.example")
-    app = create_app(db=db, metrics=Metrics(), now=lambda: NOW, certificates=ctx)
+    app = make_app(db, now=lambda: NOW, certificates=ctx)
+    await add_account(db, "alice")
+    await add_account(db, "bob")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vigil") as http:
+        http.headers.update(await login(http, "alice"))
         yield http, ctx, truth, result
 
 
@@ -142,15 +145,17 @@ async def test_bad_requests_are_problems(world, monkeypatch):
     http, *_ = world
     assert (await http.get("/v1/certificates/keys")).json() == []      # listing keys does not make one
     cases = [
-        ({"kind": "fine_assist", "at": "2024-03-03T00:00:00Z"}, 422, "rejected-input", "moment-in-future"),
-        ({"kind": "fine_assist", "at": "0001-01-01T00:00:00Z"}, 422, "rejected-input", "moment-out-of-range"),
-        ({"kind": "fine_assist", "at": "2024-03-01T10:00:00"}, 422, "rejected-input", "naive-time"),
-        ({"kind": "vehicle_usage", "from": DAY["end"], "to": DAY["start"]}, 422, "rejected-input", "bad-period"),
+        ({"kind": "fine_assist", "at": "2024-03-03T00:00:00Z"}, 422, "moment-in-future", "moment-in-future"),
+        ({"kind": "fine_assist", "at": "0001-01-01T00:00:00Z"}, 422, "moment-out-of-range", "moment-out-of-range"),
+        ({"kind": "fine_assist", "at": "2024-03-01T10:00:00"}, 422, "invalid-request", None),   # no offset
+        ({"kind": "fine_assist", "at": 1709287200}, 422, "invalid-request", None),            # not RFC 3339
+        ({"kind": "fine_assist", "at": "2024-03-01T10:00:00Z", "max_gap_s": True}, 422, "invalid-request", None),
+        ({"kind": "vehicle_usage", "from": DAY["end"], "to": DAY["start"]}, 422, "bad-period", "bad-period"),
         ({"kind": "horoscope"}, 422, "invalid-request", None),
-        ({"kind": "driving_style", "from": "0001-01-01T00:00:00+01:00", "to": DAY["end"]}, 422, "rejected-input",
+        ({"kind": "driving_style", "from": "0001-01-01T00:00:00+01:00", "to": DAY["end"]}, 422, "period-out-of-range",
          "period-out-of-range"),
         ({"kind": "driving_style", "from": DAY["start"], "to": "9999-12-31T23:00:00-05:00"}, 422,
-         "rejected-input", "period-out-of-range"),
+         "period-out-of-range", "period-out-of-range"),
         ({"kind": "fine_assist", "at": "2024-03-01T10:00:00Z", "place": {"lat": 91, "lon": 0}}, 422,
          "invalid-request", None),
     ]
@@ -162,6 +167,8 @@ async def test_bad_requests_are_problems(world, monkeypatch):
     assert missing.status_code == 404
     assert (await http.get("/v1/certificates/crt_nothing")).status_code == 404
     assert (await http.get("/v1/certificates/crt_nothing/pdf")).status_code == 404
+    empty = await http.post("/v1/certificates/verify", content=b"")
+    assert empty.status_code == 422 and empty.json()["reason"] == "missing-body"
     garbage = (await http.post("/v1/certificates/verify", content=b"hello")).json()
     assert (garbage["valid"], garbage["reason"]) == (False, "not-json")
     monkeypatch.setattr(service, "MAX_UPLOAD_BYTES", 1000)
@@ -187,3 +194,29 @@ async def test_owner_scoping_in_the_services(world, db):
         await service.list_documents(db=db, vehicle_id="bobs-car", owner="alice", limit=10, offset=0)
     assert [r.id for r in await service.list_documents(db=db, vehicle_id="cert-car", owner="alice", limit=10,
                                                         offset=0)] == [cert_id]
+
+
+async def test_only_the_owner_gets_a_certificate_and_anyone_may_verify_it(world):
+    http, *_ = world
+    made = await http.post("/v1/vehicles/cert-car/certificates",
+                           json={"kind": "vehicle_usage", "from": DAY["start"], "to": DAY["end"]})
+    cert_id = made.json()["certificate"]["id"]
+    bob = await login(http, "bob")
+    missing = "crt_" + "0" * 24
+    for url in (f"/v1/certificates/{cert_id}", f"/v1/certificates/{cert_id}/pdf"):
+        theirs = await http.get(url, headers=bob)
+        nothing = await http.get(url.replace(cert_id, missing), headers=bob)
+        assert theirs.status_code == nothing.status_code == 404
+        assert theirs.json()["detail"] == nothing.json()["detail"].replace(missing, cert_id)
+        assert (await http.get(url, headers={"Authorization": ""})).status_code == 401
+    assert (await http.get("/v1/vehicles/cert-car/certificates", headers=bob)).status_code == 404
+    stolen = await http.post("/v1/vehicles/cert-car/certificates", headers=bob,
+                             json={"kind": "vehicle_usage", "from": DAY["start"], "to": DAY["end"]})
+    assert stolen.status_code == 404
+    # Verifying needs no login: a court or a buyer has none.
+    public = httpx.AsyncClient(transport=http._transport, base_url="http://vigil")
+    async with public:
+        assert (await public.post("/v1/certificates/verify", content=made.content)).json()["valid"] is True
+        assert (await public.get(f"/v1/certificates/{cert_id}/verification")).json()["issued"] is True
+        assert len((await public.get("/v1/certificates/keys")).json()) == 1
+        assert (await public.get(f"/v1/certificates/{cert_id}")).status_code == 401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from dataclasses import replace
 from pathlib import Path
@@ -11,14 +12,12 @@ import httpx
 import numpy as np
 import pytest
 
-from api.app import create_app
 from api.find_service import WalkGraph, find_vehicle, walking_answer
 from roads import Router, bundled_pbf, geodesic_m, load_graph
 from storage import FixWriter, devices
-from tests.helpers import make_settings
+from tests.helpers import add_account, login, make_app, make_settings
 from vigil.batch import FixBatch
-from vigil.errors import ConfigError, NotFound
-from vigil.metrics import Metrics
+from vigil.errors import ConfigError, NotFound, RejectedInput
 from vigil.settings import Settings
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)
@@ -43,9 +42,21 @@ async def park(db, device_id: str, lat: float, lon: float, age_s: float, *, kind
         accel_y=one(np.nan), accel_z=one(np.nan), seq=one(1, np.int64), received_ms=one(ts + 400, np.int64)))
 
 
-def client(db, walk_graph: WalkGraph, speed: float = 5.0) -> httpx.AsyncClient:
-    app = create_app(db=db, metrics=Metrics(), now=lambda: NOW, walk_graph=walk_graph, walk_speed_kmh=speed)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vigil")
+async def logged_in(db, http: httpx.AsyncClient, username: str = "alice") -> httpx.AsyncClient:
+    """``http`` sending the Authorization of customer ``username`` (customer id = the name), created if new."""
+    try:
+        await add_account(db, username)
+    except RejectedInput as exc:
+        assert exc.reason == "username_taken"
+    http.headers.update(await login(http, username))
+    return http
+
+
+@contextlib.asynccontextmanager
+async def client(db, walk_graph: WalkGraph, speed: float = 5.0, username: str = "alice"):
+    app = make_app(db, now=lambda: NOW, walk_graph=walk_graph, walk_speed_kmh=speed)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vigil") as http:
+        yield await logged_in(db, http, username)
 
 
 def params(lat: float, lon: float) -> dict:
@@ -107,7 +118,15 @@ async def test_bad_parameters_and_unknown_vehicles_are_problems(db, walk_graph):
             assert answer.status_code == 404, missing
             assert answer.json()["type"].endswith("/not-found")
         spec = (await http.get("/openapi.json")).json()
+        del http.headers["Authorization"]
+        assert (await http.get("/v1/vehicles/car-1/find", params=params(*CUSTOMER))).status_code == 401
     assert "/v1/vehicles/{vehicle_id}/find" in spec["paths"]
+    # Another customer's car is not found, in the same words as one that does not exist.
+    async with client(db, walk_graph, username="bob") as http:
+        theirs = await http.get("/v1/vehicles/car-1/find", params=params(*CUSTOMER))
+        nobody = await http.get("/v1/vehicles/car-2/find", params=params(*CUSTOMER))
+    assert theirs.status_code == nobody.status_code == 404
+    assert theirs.json()["detail"] == nobody.json()["detail"].replace("car-2", "car-1")
 
 
 async def test_the_service_scopes_to_the_owner(db, walk_graph):
@@ -133,6 +152,7 @@ async def test_vigil_up_loads_the_graph_in_the_background(database_url, runtime_
         "memory" in runtime.walk_graph.detail  # built earlier in this process: shared, not re-read
     await park(runtime.db, "car-1", *CAR, age_s=0)
     async with httpx.AsyncClient(base_url=runtime.http_url) as http:
+        await logged_in(runtime.db, http)
         body = (await http.get("/v1/vehicles/car-1/find", params=params(*CUSTOMER))).json()
     assert body["route"]["method"] == "osm_walking"
     assert body["route"]["distance_m"] == pytest.approx(KNOWN_LENGTH_M, abs=0.5)
@@ -143,6 +163,7 @@ async def test_vigil_up_without_a_graph_answers_straight_lines(database_url, run
     runtime = await runtime_factory(replace(settings, osm_pbf=Path("off")), parts=frozenset({"api"}))
     await park(runtime.db, "car-1", *CAR, age_s=0)
     async with httpx.AsyncClient(base_url=runtime.http_url) as http:
+        await logged_in(runtime.db, http)
         body = (await http.get("/v1/vehicles/car-1/find", params=params(*CUSTOMER))).json()
     assert body["route"]["method"] == "straight_line" and body["route"]["reason"] == "graph_unavailable"
 

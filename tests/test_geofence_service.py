@@ -17,10 +17,12 @@ from geofence.scope import fence_of
 from storage import devices
 from storage.geofences import fence_set_version
 from tests.geofence_tracks import fixes, offset, publish, square
-from tests.helpers import make_settings, wait_for_rows
+from tests.helpers import add_account, login, make_settings, wait_for_rows
+from vigil.errors import RejectedInput
 
 LAT0, LON0 = 45.4642, 9.19   # Milan
-ALICE, BOB = {"X-Vigil-Customer": "alice"}, {"X-Vigil-Customer": "bob"}
+#: Logins: two customers (customer id = the name, the owner of their devices) and an operator.
+ALICE, BOB, OLGA = "alice", "bob", "olga"
 
 
 def now_ms() -> int:
@@ -31,12 +33,17 @@ async def start(runtime_factory, mqtt_url, database_url, settings=None, **proces
     runtime = await runtime_factory(settings or make_settings(mqtt_url, database_url))
     for name, value in processor.items():
         setattr(runtime.geofence_processor, name, value)
+    for name, role in ((ALICE, "customer"), (BOB, "customer"), (OLGA, "operator")):
+        try:
+            await add_account(runtime.db, name, role=role)
+        except RejectedInput as exc:     # a restarted runtime on the same database
+            assert exc.reason == "username_taken"
     return runtime
 
 
-async def make_fence(runtime, path: str, feature: dict, headers: dict) -> dict:
+async def make_fence(runtime, path: str, feature: dict, user: str) -> dict:
     async with httpx.AsyncClient(base_url=runtime.http_url, timeout=10) as http:
-        answer = await http.post(path, json=feature, headers=headers)
+        answer = await http.post(path, json=feature, headers=await login(http, user))
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -143,15 +150,17 @@ async def test_car_fences_from_the_api_give_exact_events_and_notices(mqtt_url, d
     assert {n[4] for n in sent if n[1] == "bob"} == {"car-bob entered ZTL", "car-bob left ZTL"}
 
     async with httpx.AsyncClient(base_url=runtime.http_url, timeout=10) as http:
-        page = (await http.get("/v1/geofence-events", headers=ALICE, params={"limit": 3})).json()
+        alice, bob, olga = [await login(http, name) for name in (ALICE, BOB, OLGA)]
+        page = (await http.get("/v1/geofence-events", headers=alice, params={"limit": 3})).json()
         assert [e["kind"] for e in page["items"]] == ["enter", "exit", "enter"] and page["next_offset"] == 3
         assert {e["device"] for e in page["items"]} == {"car-alice"}
-        rest = (await http.get("/v1/geofence-events", headers=ALICE, params={"offset": 3})).json()
+        rest = (await http.get("/v1/geofence-events", headers=alice, params={"offset": 3})).json()
         assert [e["kind"] for e in rest["items"]] == ["exit"]
         window = {"device": "car-alice", "from": _iso(want_a[1][3]), "to": _iso(want_a[3][3])}
-        assert [e["kind"] for e in (await http.get("/v1/geofence-events", params=window)).json()["items"]] \
-            == ["exit", "enter"]
-        assert (await http.get("/v1/geofence-events", headers=BOB, params={"device": "car-alice"})).json()["items"] == []
+        assert [e["kind"] for e in (await http.get("/v1/geofence-events", params=window, headers=olga)).json()[
+            "items"]] == ["exit", "enter"]
+        # Another customer's car is not found, exactly like a car that does not exist.
+        assert (await http.get("/v1/geofence-events", headers=bob, params={"device": "car-alice"})).status_code == 404
 
 
 def _iso(ms: int) -> str:
@@ -350,7 +359,8 @@ async def test_track_stream_yields_a_newly_published_fix(mqtt_url, database_url,
     await publish(mqtt_url, "pet", "stream-pet", old)
     assert await wait_for_rows(runtime.db, "device_last_fix", 1) == 1
     async with httpx.AsyncClient(base_url=runtime.http_url, timeout=30) as http:
-        async with http.stream("GET", "/v1/pets/stream-pet/track/stream", headers=ALICE) as stream:
+        alice, bob = await login(http, ALICE), await login(http, BOB)
+        async with http.stream("GET", "/v1/pets/stream-pet/track/stream", headers=alice) as stream:
             assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
             lines = stream.aiter_lines()
             assert await anext(lines) == ": tracking"
@@ -364,10 +374,12 @@ async def test_track_stream_yields_a_newly_published_fix(mqtt_url, database_url,
                 elif text.startswith("id: "):
                     assert int(text[4:]) in (new[0]["ts"], new[1]["ts"])
     assert [(g["lat"], g["lon"], g["accuracy_m"]) for g in got] == [(45.2, 9.2, 7.0), (45.3, 9.3, 7.0)]
-    # A client reconnecting with Last-Event-ID gets what came after that fix, at once.
+    # A client reconnecting with Last-Event-ID gets what came after that fix, at once; here as a browser's
+    # EventSource does it, with the token in the query.
     async with httpx.AsyncClient(base_url=runtime.http_url, timeout=30) as http:
-        resume = {**ALICE, "Last-Event-ID": str(old[-1]["ts"])}
-        async with http.stream("GET", "/v1/pets/stream-pet/track/stream", headers=resume) as stream:
+        resume, token = {"Last-Event-ID": str(old[-1]["ts"])}, alice["Authorization"].removeprefix("Bearer ")
+        async with http.stream("GET", "/v1/pets/stream-pet/track/stream", headers=resume,
+                               params={"access_token": token}) as stream:
             lines = stream.aiter_lines()
             data = []
             while len(data) < 2:
@@ -376,7 +388,7 @@ async def test_track_stream_yields_a_newly_published_fix(mqtt_url, database_url,
                     data.append(json.loads(text[6:])["lat"])
     assert data == [45.2, 45.3]
     async with httpx.AsyncClient(base_url=runtime.http_url, timeout=10) as http:
-        assert (await http.get("/v1/pets/stream-pet/track/stream", headers=BOB)).status_code == 404
+        assert (await http.get("/v1/pets/stream-pet/track/stream", headers=bob)).status_code == 404
         
 
 async def test_fence_edits_apply_to_the_running_processor(mqtt_url, database_url, runtime_factory):
@@ -393,7 +405,7 @@ async def test_fence_edits_apply_to_the_running_processor(mqtt_url, database_url
     assert [(r[1], r[2]) for r in await stored_events(runtime.db)] == [(first["id"], "enter"), (first["id"], "exit")]
 
     async with httpx.AsyncClient(base_url=runtime.http_url, timeout=10) as http:
-        assert (await http.delete(f"/v1/geofences/{first['id']}", headers=ALICE)).status_code == 204
+        assert (await http.delete(f"/v1/geofences/{first['id']}", headers=await login(http, ALICE))).status_code == 204
     second = await make_fence(runtime, "/v1/geofences", {"type": "Feature", "properties": {"name": "B", "radius_m": 300.0},
                               "geometry": {"type": "Point", "coordinates": [LON0, LAT0]}}, ALICE)
     await fences_loaded(runtime)
