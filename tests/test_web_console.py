@@ -5,7 +5,6 @@ the queue."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import time
 
@@ -17,7 +16,6 @@ from tests.helpers import PASSWORD, add_account, make_settings
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Debian chromium missing: apt-get install chromium "
                                                                   "(make test installs it when run as root)")
-ALARMS_API = importlib.util.find_spec("api.alarms") is not None
 
 
 async def test_operator_acknowledges_and_resolves_a_water_leak(mqtt_url, database_url, runtime_factory):
@@ -33,9 +31,6 @@ async def test_operator_acknowledges_and_resolves_a_water_leak(mqtt_url, databas
         await page.get_by_role("button", name="Log in").click()
         await page.locator("#who-name", has_text="olga").wait_for()
         await page.locator("#map[data-roads=ready]").wait_for(timeout=240_000)
-        if not ALARMS_API:
-            pytest.skip("the alarms API (issue 6, branch issue-6-alarms) is not merged yet: the console's alarm "
-                        "queue cannot be exercised; login and map were")
         queue = page.locator("#queue tr[data-alarm]")
         await page.get_by_text("No open alarms.").wait_for()
 
