@@ -85,7 +85,7 @@ def _city_arguments(p: argparse.ArgumentParser, *, cars: int | None) -> None:
         p.add_argument("--cars", dest="cars", type=int, default=cars, help="city: number of cars")
     p.add_argument("--pets", dest="city_pets", type=int, default=50, help="city: number of pet trackers")
     p.add_argument("--homes", dest="city_homes", type=int, default=50, help="city: number of home kits")
-    p.add_argument("--own-credentials", dest="city_own", type=int, default=100,
+    p.add_argument("--own-credentials", dest="city_own", type=int, default=500,
                    help="city: devices that log in with their own MQTT password (the rest share the simulator account)")
 
 
