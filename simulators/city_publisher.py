@@ -4,10 +4,10 @@ Connections: one MQTT connection per device is what real devices do, but 10k con
 process cost 10k sockets, keep-alive timers and paho client objects (and more file descriptors than a
 default ``ulimit -n`` of 1024). So ``own_credentials`` devices (100 in a ``CityRun``, 500 from the CLI;
 spread over cars, pets and home kits) each log in with their own username and password, issued like
-``vigil devices add`` does, and publish on their own connection — the broker's ACL then checks them as real devices; all
-other devices publish through one *simulator account* connection (``vigil/v1/#`` and ``owntracks/#``).
-OwnTracks phones always use the simulator account: their registry id ``user:device`` cannot be a
-broker username (``:`` separates the password file's fields).
+``vigil devices add`` does, and publish on their own connection — the broker's ACL then checks them as
+real devices; all other devices publish through one *simulator account* connection (``vigil/v1/#`` and
+``owntracks/#``). OwnTracks phones always use the simulator account: their registry id
+``user:device`` cannot be a broker username (``:`` separates the password file's fields).
 """
 
 from __future__ import annotations
