@@ -67,7 +67,8 @@ class KafkaBus:
     """The :class:`bus.base.Bus` protocol on a Kafka-protocol broker.
 
     Topic ``t`` is the Kafka topic ``topic_prefix + t``, created on first use with ``partitions``
-    partitions and ``replication_factor`` replicas. ``publish`` returns only once every record is
+    partitions and ``replication_factor`` replicas; consumer group ``g`` is the Kafka group
+    ``topic_prefix + g``, so deployments sharing a cluster stay apart. ``publish`` returns only once every record is
     acknowledged by all in-sync replicas (``acks="all"``). Consumers start a new group at the earliest
     offset and commit only when a delivery's ``commit()`` is awaited: delivery is at least once.
     Each record must fit the producer's ``max_request_size`` (1 MiB, about 13,000 rows of 77 bytes).
@@ -199,7 +200,7 @@ class KafkaBus:
         consumer = AIOKafkaConsumer(
             name,
             bootstrap_servers=self._bootstrap,
-            group_id=group,
+            group_id=self._prefix + group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=self._session_ms,
