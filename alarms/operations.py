@@ -10,6 +10,8 @@ from alarms import transition
 from alarms.handler import act
 from alarms.model import SEVERITIES
 from alarms.store import SNAPSHOT
+from customers.model import as_json
+from customers.store import find_profile
 from storage.db import Database
 from vigil.errors import NotFound
 
@@ -91,17 +93,20 @@ async def device_history(*, db: Database, device_id: str, owner: str | None = No
 
 
 async def customer_history(*, db: Database, owner: str, limit: int = 200) -> dict:
-    """A customer's devices and alarms, newest first. NotFound if the customer has no device."""
+    """A customer's profile (None if never set), devices and alarms, newest first. NotFound if the customer
+    has neither a device nor a profile."""
     async with db.connection() as conn:
         cur = await conn.execute("SELECT device_id, kind, status FROM devices WHERE owner = %s ORDER BY device_id",
                                  (owner,))
         devices = [{"device_id": r[0], "kind": r[1], "status": r[2]} for r in await cur.fetchall()]
-        if not devices:
+        profile = await find_profile(conn, owner)
+        if not devices and profile is None:
             raise NotFound("customer", owner)
         cur = await conn.execute(f"SELECT {SNAPSHOT}{_FROM} WHERE d.owner = %s ORDER BY a.raised_at DESC, a.id DESC"
                                  " LIMIT %s", (owner, limit))
         alarms = [r[0] for r in await cur.fetchall()]
-    return {"customer": owner, "devices": devices, "alarms": alarms}
+    return {"customer": owner, "profile": None if profile is None else as_json(profile), "devices": devices,
+            "alarms": alarms}
 
 
 async def audit_after(*, db: Database, cursor: int, limit: int = 500) -> list[tuple[int, dict]]:

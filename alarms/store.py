@@ -15,6 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from alarms.model import Alarm, Change
+from customers.store import ALARM_CUSTOMER_JSON
 from vigil.errors import NotFound
 
 _LOCK_KEY = 0x56_41_4C_41_52_4D  # "VALARM"
@@ -23,12 +24,13 @@ NOTIFY_CHANNEL = "vigil_alarms"
 _FIELDS = [f.name for f in dataclasses.fields(Alarm) if f.name not in ("id", "device")]
 _SELECT = "SELECT a.id, a.device_id, " + ", ".join(f"a.{f}" for f in _FIELDS) + " FROM alarms a"
 
-#: One alarm as JSON, as the API and the stream show it (external device id, owner, kind, state).
+#: One alarm as JSON, as the API and the stream show it (external device id, owner, kind, state, and the
+#: customer's name and address from the profile).
 SNAPSHOT = (
     "(to_jsonb(a) - 'device_id' - 'next_step') || jsonb_build_object('device_id', d.device_id,"
     " 'owner', d.owner, 'kind', d.kind, 'state', CASE WHEN a.resolved_at IS NOT NULL THEN 'resolved'"
     " ELSE (CASE WHEN a.active THEN 'active' ELSE 'cleared' END) || '_'"
-    " || (CASE WHEN a.acknowledged THEN 'ack' ELSE 'unack' END) END)"
+    " || (CASE WHEN a.acknowledged THEN 'ack' ELSE 'unack' END) END) || " + ALARM_CUSTOMER_JSON
 )
 
 

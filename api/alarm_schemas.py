@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from api.profile_schemas import Address, ProfileOut
+
 
 class AlarmOut(BaseModel):
     id: int
@@ -41,6 +43,8 @@ class AlarmOut(BaseModel):
     sensor: str | None = None
     lat: float | None = None
     lon: float | None = None
+    customer_name: str | None = Field(None, description="the owner's display name (null: no profile)")
+    address: Address | None = Field(None, description="where to send help: the owner's address (null: no profile)")
 
 
 class AuditOut(BaseModel):
@@ -75,6 +79,7 @@ class CustomerDevice(BaseModel):
 
 class CustomerAlarms(BaseModel):
     customer: str = Field(examples=["cust-1"])
+    profile: ProfileOut | None = Field(description="address, phone and contacts in calling order (null: never set)")
     devices: list[CustomerDevice]
     alarms: list[AlarmOut]
 

@@ -43,7 +43,10 @@ def _now(request: Request):
 QUEUE_EXAMPLE = [{"id": 42, "device_id": "home-0001", "kind": "home", "owner": "cust-1", "type": "water_leak",
                   "severity": "major", "state": "active_unack", "active": True, "acknowledged": False, "count": 1,
                   "first_ts": "2026-05-04T09:00:00Z", "last_ts": "2026-05-04T09:00:00Z",
-                  "raised_at": "2026-05-04T09:00:01Z", "escalation_level": 0, "stale": False}]
+                  "raised_at": "2026-05-04T09:00:01Z", "escalation_level": 0, "stale": False,
+                  "customer_name": "Aino Virtanen", "address": {"street": "Unioninkatu 29", "postal_code": "00170",
+                                                                "city": "Helsinki", "country": "FI",
+                                                                "location": {"lat": 60.1712, "lon": 24.9507}}}]
 
 
 @router.get("/alarms", response_model=list[AlarmOut],
@@ -151,7 +154,7 @@ async def device_history(request: Request, device_id: access.DeviceId, limit: in
 
 
 @router.get("/customers/{customer}/alarms", response_model=CustomerAlarms, responses=OPERATOR,
-            summary="A customer's devices and alarm history")
+            summary="A customer's profile (address, contacts), devices and alarm history")
 async def customer_history(request: Request, customer: Annotated[str, Path(min_length=1, max_length=64,
                                                                             examples=["cust-1"])],
                            limit: int = Query(200, ge=1, le=5000), caller: Caller = Depends(operator_only)) -> dict:

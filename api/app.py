@@ -16,6 +16,7 @@ from accounts.passwords import Passwords
 from api import account, alarms, alarms_customer, devices, find, geofences, pets, problem_docs, problems, trips, vehicles
 from api import auth as auth_routes
 from api import certificates as certificate_routes
+from api import profiles as profile_routes
 from api.certificate_service import CertificateContext
 from api.find_service import WalkGraph
 from api.schemas import Health
@@ -63,6 +64,7 @@ def create_app(*, db: Database, metrics: Metrics, now: Callable[[], dt.datetime]
     app.include_router(devices.router)
     app.include_router(alarms.router)
     app.include_router(alarms_customer.router)
+    app.include_router(profile_routes.router)
     install_web_pages(app)
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness, storage mode, rejects")

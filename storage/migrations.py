@@ -46,6 +46,7 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (9, "alarms, audit, escalation steps", _sql("0009_alarms.sql")),
     (10, "accounts, refresh tokens, confirmations", _sql("0010_accounts.sql")),
     (11, "certificates", _sql("0011_certificates.sql")),
+    (12, "customer profiles", _sql("0012_customers.sql")),
 )
 
 
