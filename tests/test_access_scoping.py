@@ -18,6 +18,9 @@ from tests.helpers import login, make_app
 CIRCLE = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [24.94, 60.17]},
           "properties": {"name": "renamed", "radius_m": 250.0}}
 FINE = {"kind": "fine_assist", "at": "2026-05-04T08:55:00Z"}
+PROFILE = {"display_name": "A. Customer", "phone": "+358 40 123 4567", "language": "fi",
+           "address": {"street": "Unioninkatu 29", "postal_code": "00170", "city": "Helsinki", "country": "FI"},
+           "contacts": [{"name": "Neighbour", "phone": "+358 50 765 4321", "relation": "neighbour"}]}
 
 #: Every customer route naming an object, as (method, path template[, JSON body]). ``{car}``, ``{trip}``,
 #: ``{pet}``, ``{home}``, ``{fence}`` (a car geofence), ``{pet_fence}``, ``{cert}`` are filled with the
@@ -195,7 +198,10 @@ async def test_lists_hold_only_own_devices(world):
                                    ("GET", "/v1/devices"), ("GET", "/v1/account"), ("GET", "/v1/geofences"),
                                    ("GET", "/v1/geofence-events"), ("POST", "/v1/geofences", CIRCLE),
                                    ("GET", "/v1/alarms"), ("GET", "/v1/operator/alarms"),
-                                   ("GET", "/v1/operator/alarms/stream")], ids=_ids)
+                                   ("GET", "/v1/operator/alarms/stream"), ("GET", "/v1/account/profile"),
+                                   ("PUT", "/v1/account/profile", PROFILE),
+                                   ("GET", "/v1/operator/customers/cust-b/profile"),
+                                   ("PUT", "/v1/operator/customers/cust-b/profile", PROFILE)], ids=_ids)
 async def test_no_token_is_401_with_a_bearer_challenge(world, route):
     http, ids = world
     r = await _call(http, route, ids["cust-a"], {})
@@ -259,3 +265,26 @@ async def test_every_operator_route_refuses_customers(world):
             .replace("{customer}", "cust-a")
         r = await http.request(method, url, headers=alice, json={} if method in ("POST", "PUT") else None)
         assert r.status_code == 403 and r.json()["type"].endswith("/forbidden"), (method, path, r.text)
+
+
+async def test_a_customer_profile_is_the_callers_own(world):
+    """The profile routes take no id: a customer reads and writes only its own customer's profile, never
+    another's (the operator route answers 403), and changes nothing of B's."""
+    http, ids = world
+    alice, bob, olga = await login(http, "alice"), await login(http, "bob"), await login(http, "olga")
+    for who, name in ((alice, "Alice A"), (bob, "Bob B")):
+        r = await http.put("/v1/account/profile", json={**PROFILE, "display_name": name}, headers=who)
+        assert r.status_code == 200, r.text
+    mine = (await http.get("/v1/account/profile", headers=alice)).json()
+    assert (mine["customer_id"], mine["display_name"]) == ("cust-a", "Alice A")
+    before = (await http.get("/v1/account/profile", headers=bob)).json()
+    for method in ("GET", "PUT"):
+        r = await http.request(method, "/v1/operator/customers/cust-b/profile", headers=alice,
+                               json={**PROFILE, "display_name": "hijacked"} if method == "PUT" else None)
+        assert r.status_code == 403 and r.json()["type"].endswith("/forbidden")
+    assert (await http.get("/v1/operator/customers/cust-b/alarms", headers=alice)).status_code == 403
+    assert (await http.get("/v1/account/profile", headers=bob)).json() == before
+    # Operators read every customer's, through the operator route.
+    for owner, name in (("cust-a", "Alice A"), ("cust-b", "Bob B")):
+        r = await http.get(f"/v1/operator/customers/{owner}/profile", headers=olga)
+        assert r.status_code == 200 and r.json()["display_name"] == name
