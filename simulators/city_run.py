@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from customers.demo import seed_city
 from roads import bundled_pbf, load_graph
 from simulators.city import City, CityConfig
 from simulators.city_publisher import Progress, own_credential_devices, provision, run_city
@@ -33,6 +34,9 @@ class CityRun:
     start_ms: int | None = None
     db: object | None = None
     extra: dict = field(default_factory=dict)
+    #: Where the customers' addresses come from (None: the bundled PBF, as for the road network).
+    osm_pbf: Path | None = None
+    cache_dir: Path | None = None
 
 
 def city_network(pbf: Path | None, *, cache_dir: Path | None, seed: int, places: int) -> Network:
@@ -69,6 +73,8 @@ async def simulate_city(run: CityRun, network: Network, *, print_fn: Callable[[s
         passwords = await provision(run.db, city, own=own, first_owner=run.first_owner)
         print_fn(f"provisioned {len(city.devices)} devices; {len(passwords)} publish with their own MQTT "
                  f"credentials, the rest through the simulator account")
+        added = await seed_city(run.db, city, pbf=run.osm_pbf, cache_dir=run.cache_dir)
+        print_fn(f"customer profiles: {added} added (addresses from the map)")
         if run.first_owner:
             c = run.config
             firsts = [city.devices[i].device_id for i, n in ((city.car0, c.cars), (city.pet0, c.pets),

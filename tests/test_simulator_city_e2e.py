@@ -110,6 +110,8 @@ async def test_vigil_simulate_city_end_to_end(mqtt_url, database_url, runtime_fa
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "provisioned 40 devices; 4 publish with their own MQTT credentials" in proc.stdout
+    assert "customer profiles: 30 added" in proc.stdout   # one per customer: max(cars, pets, homes)
+    assert await count_rows(runtime.db, "customers") == 30
     assert "t=90/90 s simulated" in proc.stdout and "done:" in proc.stdout
     summary = json.loads((tmp_path / "truth" / "summary.json").read_text())
     expected = summary["expected_rows"]

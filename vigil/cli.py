@@ -253,6 +253,7 @@ async def _demo_city(settings: Settings, args) -> int:
         run = CityRun(config=config, mqtt_url=runtime.mqtt_url, own_credentials=args.city_own,
                       truth_dir=settings.data_dir / "simulation", first_owner="demo-customer", username=user,
                       password=password, db=runtime.db)
+        run.osm_pbf, run.cache_dir = settings.osm_pbf, settings.data_dir / "roads"
         logins = await accounts_cli.demo_logins(runtime.db, customer_id="demo-customer")
     except BaseException:
         await runtime.stop()
@@ -292,6 +293,7 @@ async def _simulate_city(settings: Settings, args) -> int:
                   duration_s=args.city_duration, speedup=args.city_speedup, own_credentials=args.city_own,
                   truth_dir=Path(args.city_truth_dir or settings.data_dir / "simulation"),
                   username=settings.mqtt_username, password=settings.mqtt_password)
+    run.osm_pbf, run.cache_dir = settings.osm_pbf, settings.data_dir / "roads"
     stop = _stop_event()
     if args.city_provision:
         from ingest import mqtt_auth
