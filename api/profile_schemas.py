@@ -21,11 +21,15 @@ EXAMPLE = {
 
 
 class Location(BaseModel):
+    model_config = ConfigDict(strict=True)   # a boolean is a boolean, a number a number
+
     lat: float = Field(ge=-90, le=90, description="WGS84 degrees", examples=[60.1712])
     lon: float = Field(ge=-180, le=180, description="WGS84 degrees", examples=[24.9507])
 
 
 class Address(BaseModel):
+    model_config = ConfigDict(strict=True)   # a boolean is a boolean, a number a number
+
     street: str = Field(max_length=m.STREET_MAX, pattern=m.TEXT_PATTERN, description="street and house number",
                         examples=["Unioninkatu 29"])
     postal_code: str = Field(pattern=m.POSTAL_CODE_PATTERN, examples=["00170"])
@@ -35,6 +39,8 @@ class Address(BaseModel):
 
 
 class EmergencyContact(BaseModel):
+    model_config = ConfigDict(strict=True)   # a boolean is a boolean, a number a number
+
     name: str = Field(max_length=m.NAME_MAX, pattern=m.TEXT_PATTERN, examples=["Mikko Virtanen"])
     phone: str = Field(pattern=m.PHONE_PATTERN, description="international format; stored as E.164",
                        examples=["+358 50 765 4321"])
@@ -43,7 +49,7 @@ class EmergencyContact(BaseModel):
 
 
 class ProfileIn(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
+    model_config = ConfigDict(strict=True, json_schema_extra={"examples": [EXAMPLE]})
 
     display_name: str = Field(max_length=m.NAME_MAX, pattern=m.TEXT_PATTERN, examples=["Aino Virtanen"])
     address: Address

@@ -220,3 +220,37 @@ async def test_queue_detail_and_stream_carry_customer_name_and_address(api, db, 
     assert {e["alarm"]["id"] for e in events} == {a, b}
     assert {(e["alarm"]["id"], e["alarm"]["customer_name"], (e["alarm"]["address"] or {}).get("street"))
             for e in events} == {(a, "Aino Virtanen", "Unioninkatu 29"), (b, None, None)}
+
+
+# --- CLI --------------------------------------------------------------------------------------------------
+
+def test_cli_creates_changes_and_shows_a_profile(database_url, mqtt_url, capsys, monkeypatch):
+    from vigil import cli
+    from tests.helpers import make_settings
+
+    settings = make_settings(mqtt_url, database_url)
+    monkeypatch.setenv("VIGIL_DATABASE_URL", database_url)
+    monkeypatch.setenv("VIGIL_DATA_DIR", str(settings.data_dir))
+    base = ["accounts", "profile", "cust-c"]
+    assert cli.main([*base, "--name", "Carol C"]) == 1
+    assert "a new profile needs --street, --postal-code, --city, --phone" in capsys.readouterr().err
+    assert cli.main([*base, "--name", "Carol C", "--street", "Fabianinkatu 12", "--postal-code", "00100",
+                     "--city", "Helsinki", "--phone", "+358 40 111 2222", "--lat", "60.1686", "--lon", "24.9502",
+                     "--contact", "Dan C;+358 50 333 4444;son;key", "--contact", "Eve N;+358 44 555 6666;neighbour"]) == 0
+    assert "profile of customer cust-c created" in capsys.readouterr().out
+    assert cli.main([*base, "--phone", "0401112222"]) == 1
+    assert "invalid_phone" in capsys.readouterr().err
+    assert cli.main([*base, "--contact", "Dan C;+358 50 333 4444"]) == 1
+    assert cli.main([*base, "--street", "Fabianinkatu 14"]) == 0
+    capsys.readouterr()
+    assert cli.main(base) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert {k: shown[k] for k in ("customer_id", "display_name", "phone", "language", "updated_by")} == {
+        "customer_id": "cust-c", "display_name": "Carol C", "phone": "+358401112222", "language": "fi",
+        "updated_by": "cli"}
+    assert shown["address"] == {"street": "Fabianinkatu 14", "postal_code": "00100", "city": "Helsinki",
+                                "country": "FI", "location": {"lat": 60.1686, "lon": 24.9502}}
+    assert shown["contacts"] == [
+        {"name": "Dan C", "phone": "+358503334444", "relation": "son", "keyholder": True},
+        {"name": "Eve N", "phone": "+358445556666", "relation": "neighbour", "keyholder": False}]
+    assert cli.main(["accounts", "profile", "nobody"]) == 1

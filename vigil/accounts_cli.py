@@ -1,4 +1,4 @@
-"""``vigil accounts``: create customer and operator logins, reset a password."""
+"""``vigil accounts``: create customer and operator logins, reset a password, set a customer profile."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import getpass
 import secrets
 import sys
 
+from vigil import profile_cli
 from vigil.errors import ConfigError, RejectedInput
 
 
@@ -26,6 +27,7 @@ def add_parser(sub) -> None:
     for p in (cust, op, reset):
         p.add_argument("--password", default=None,
                        help="default: asked for on a terminal, else generated and printed once")
+    profile_cli.add_parser(acc_sub)
 
 
 def _password(args: argparse.Namespace) -> tuple[str, bool]:
@@ -43,6 +45,8 @@ def _password(args: argparse.Namespace) -> tuple[str, bool]:
 async def run(settings, args, database) -> int:
     from accounts import AuthConfig, Passwords, service
 
+    if args.action == "profile":
+        return await profile_cli.run(settings, args, database)
     passwords = Passwords(AuthConfig.ephemeral())
     password, generated = _password(args)
     async with database(settings) as db:
