@@ -1,6 +1,6 @@
 """The assistance-centre console in a real browser against a real runtime: an operator logs in; a home
-kit's water sensor fires over Mosquitto; the alarm appears in the queue from the live stream with its age
-and escalation timer counting; the operator claims, acknowledges, notes and resolves it, and it leaves
+kit's water sensor fires over Mosquitto; the alarm appears in the queue from the live stream with its age,
+escalation timer counting and the customer's name and address; its detail lists the contacts to call; the operator claims, acknowledges, notes and resolves it, and it leaves
 the queue."""
 
 from __future__ import annotations
@@ -10,9 +10,17 @@ import time
 
 import pytest
 
+from customers import Contact, Profile, put_profile
 from storage import devices
+from tests.access_data import T0
 from tests.browser import OUTPUT, browser_page, chromium_path, publish
 from tests.helpers import PASSWORD, add_account, make_settings
+
+BOB = Profile(customer_id="bob", display_name="Bob Berg", street="Fabianinkatu 12 A 3", postal_code="00100",
+              city="Helsinki", country="FI", phone="+358 40 111 2222", language="fi", lat=60.1686, lon=24.9502,
+              instructions="Key safe by the door",
+              contacts=(Contact("Dan Berg", "+358 50 333 4444", "son", keyholder=True),
+                        Contact("Eve Niemi", "+358 44 555 6666", "neighbour")))
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Debian chromium missing: apt-get install chromium "
                                                                   "(make test installs it when run as root)")
@@ -23,6 +31,7 @@ async def test_operator_acknowledges_and_resolves_a_water_leak(mqtt_url, databas
     db = runtime.db
     await devices.provision(db, ["kit-1"], kind="home", owner="bob")
     await add_account(db, "olga", role="operator")
+    await put_profile(db, BOB, actor="olga", now=T0)
 
     async with browser_page() as page:
         await page.goto(f"{runtime.http_url}/console")
@@ -47,7 +56,9 @@ async def test_operator_acknowledges_and_resolves_a_water_leak(mqtt_url, databas
         await sos.wait_for(timeout=30_000)
         assert await queue.count() == 2
         text = await row.inner_text()
-        assert "major" in text and "kit-1 · kitchen" in text and "bob" in text
+        assert "major" in text and "kit-1 · kitchen" in text and "Bob Berg" in text
+        assert await row.locator("td.customer .address").inner_text() == "Fabianinkatu 12 A 3, 00100 Helsinki"
+        assert "carol" in await sos.locator("td.customer").inner_text()   # no profile: the customer id
         age = row.locator("td.age")
         first = await age.inner_text()
         await page.wait_for_timeout(1500)
@@ -61,6 +72,19 @@ async def test_operator_acknowledges_and_resolves_a_water_leak(mqtt_url, databas
 
         await row.click()
         await page.locator("#h-detail", has_text="water leak").wait_for()
+        # Whom to call, in order, with tel: links; where to go; the customer's devices.
+        contacts = page.locator("#contacts li")
+        await contacts.first.wait_for()
+        assert await contacts.all_inner_texts() == ["Dan Berg (son, has a key) +358503334444",
+                                                    "Eve Niemi (neighbour) +358445556666"]
+        assert [await a.get_attribute("href") for a in await page.locator("#contacts a").all()] == [
+            "tel:+358503334444", "tel:+358445556666"]
+        assert await page.locator("#customer-phone").get_attribute("href") == "tel:+358401112222"
+        assert await page.locator("#customer-address").inner_text() == "Fabianinkatu 12 A 3, 00100 Helsinki, FI"
+        assert await page.locator("#customer-instructions").inner_text() == "Key safe by the door"
+        assert await page.locator("#devices li").all_inner_texts() == ["kit-1 · home · active"]
+        # A home kit sends no position: the map shows the customer's address.
+        await page.locator(".leaflet-tooltip", has_text="kit-1: water leak at Fabianinkatu 12 A 3").wait_for()
         await page.get_by_role("button", name="Claim").click()
         await page.get_by_text("Alarm claimed.").wait_for()
         await page.get_by_role("button", name="Acknowledge").click()

@@ -211,3 +211,59 @@ async def test_customer_sees_the_home_alarm_and_says_it_was_me(mqtt_url, databas
     async with db.connection() as conn:
         cur = await conn.execute("SELECT customer_feedback FROM alarms")
         assert await cur.fetchall() == [("it_was_me",)]
+
+
+async def test_customer_fills_in_and_edits_the_profile(mqtt_url, database_url, runtime_factory):
+    """The profile form: empty at first, a refused phone shown by its field, saved with two contacts in
+    order, shown again after a reload, a contact removed."""
+    from customers import get_profile
+
+    runtime = await runtime_factory(make_settings(mqtt_url, database_url))
+    db = runtime.db
+    await add_account(db, "alice", customer_id="cust-a")
+    async with browser_page() as page:
+        await page.goto(f"{runtime.http_url}/app")
+        await page.get_by_label("User name").fill("alice")
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Log in").click()
+        result = page.locator("#profile-result")
+        await result.filter(has_text="No details yet").wait_for()
+        form = page.locator("#profile-form")
+        await form.get_by_label("Name", exact=True).fill("Alice Aalto")
+        await form.get_by_label("Phone", exact=True).fill("040 123 4567")       # no country code
+        await form.get_by_label("Street and number").fill("Unioninkatu 29 B 7")
+        await form.get_by_label("Postal code").fill("00170")
+        await form.get_by_label("City").fill("Helsinki")
+        await form.get_by_label("Instructions for whoever comes").fill("Cat inside\nKey with the neighbour")
+        await form.get_by_label("Name of contact 1").fill("Kalle Aalto")
+        await form.get_by_label("Phone of contact 1").fill("+358 50 765 4321")
+        await form.get_by_label("Relation of contact 1").fill("son")
+        await form.get_by_role("button", name="Add a contact").click()
+        await form.get_by_label("Name of contact 2").fill("Liisa Laine")
+        await form.get_by_label("Phone of contact 2").fill("+358 44 222 3333")
+        await form.get_by_label("Relation of contact 2").fill("neighbour")
+        await form.get_by_label("Contact 2 has a key").check()
+        await form.get_by_role("button", name="Save my details").click()
+        await result.filter(has_text="Please check: phone.").wait_for()
+        await form.get_by_label("Phone", exact=True).fill("+358 40 123 4567")
+        await form.get_by_role("button", name="Save my details").click()
+        await result.filter(has_text="Your details are saved.").wait_for()
+        assert await form.get_by_label("Phone", exact=True).input_value() == "+358401234567"  # as stored
+        await page.screenshot(path=OUTPUT / "app-profile.png", full_page=True)
+
+        await page.reload()   # the session survives a reload; the form shows what is stored
+        await form.get_by_label("Name of contact 2").wait_for()
+        assert await form.get_by_label("Street and number").input_value() == "Unioninkatu 29 B 7"
+        assert await form.get_by_label("Contact 2 has a key").is_checked()
+        await form.get_by_role("button", name="Remove contact 1").click()
+        assert await form.get_by_label("Name of contact 1").input_value() == "Liisa Laine"   # renumbered
+        await form.get_by_role("button", name="Save my details").click()
+        await result.filter(has_text="Your details are saved.").wait_for()
+        assert page.errors == []
+    stored = await get_profile(db, customer_id="cust-a")
+    assert (stored.display_name, stored.phone, stored.street, stored.postal_code, stored.city, stored.country,
+            stored.language, stored.instructions, stored.updated_by) == (
+        "Alice Aalto", "+358401234567", "Unioninkatu 29 B 7", "00170", "Helsinki", "FI", "fi",
+        "Cat inside\nKey with the neighbour", "alice")
+    assert [(c.name, c.phone, c.relation, c.keyholder) for c in stored.contacts] == [
+        ("Liisa Laine", "+358442223333", "neighbour", True)]

@@ -1,7 +1,9 @@
 // The customer app: cars with the age of their last fix, Find-Vehicle walking route, trips, certificates,
-// car geofences (polygon and circle editor), pets with fences and live track, home kits and alarms.
+// car geofences (polygon and circle editor), pets with fences and live track, home kits and alarms, and
+// the customer's details for the assistance centre (address, contacts).
 import { Api, L, age, el, say, session, streetMap, when } from "/static/ui/common.js";
 import { FenceEditor } from "/static/ui/fences.js";
+import { ProfileForm } from "/static/ui/profile.js";
 
 const api = new Api("vigil.customer");
 const $ = (id) => document.getElementById(id);
@@ -14,6 +16,8 @@ let account = null;
 let here = null;        // [lat, lon] the customer clicked
 let hereMarker = null;
 const fences = new FenceEditor({ api, map, list: $("fences"), help: $("fence-help"), status });
+const profile = new ProfileForm({ api, form: $("profile-form"), contacts: $("profile-contacts"),
+                                  add: $("profile-add-contact"), result: $("profile-result") });
 
 function fail(err) { say(status, err.message, "error"); }
 
@@ -35,7 +39,7 @@ async function start() {
   $("who-name").textContent = `${account.username}`;
   say(status, `Logged in as ${account.username}.`, "ok");
   map.loadRoads();
-  await Promise.all([loadCars(), fences.load(), loadPets(), loadHome()]).catch(fail);
+  await Promise.all([loadCars(), fences.load(), loadPets(), loadHome(), profile.load()]).catch(fail);
   setInterval(() => loadCars().catch(() => {}), 10000);
   setInterval(renderAges, 1000);
 }

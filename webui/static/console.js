@@ -1,6 +1,6 @@
 // The assistance-centre console: the live alarm queue (refetched on every event of the SSE stream),
 // ages and escalation timers counting each second, claim / acknowledge / note / resolve, and the
-// device's last position on the street map.
+// device's last position on the street map; the customer's address, contacts (tel: links) and devices.
 import { Api, L, age, el, say, session, streetMap, when } from "/static/ui/common.js";
 
 const api = new Api("vigil.operator");
@@ -50,7 +50,8 @@ async function loadQueue() {
       el("td", {}, el("span", { class: `sev sev-${a.severity}` }, a.severity)),
       el("td", {}, `${a.type.replaceAll("_", " ")}`, el("br"), el("span", { class: "muted" }, `${a.device_id}${a.sensor ? " · " + a.sensor : ""} · ${a.state.replaceAll("_", " ")}`)),
       el("td", { class: "age", "data-since": a.raised_at }, age((Date.now() - Date.parse(a.raised_at)) / 1000)),
-      el("td", {}, a.owner ?? "—", el("br"), el("span", { class: "muted" }, place(a))),
+      el("td", { class: "customer" }, a.customer_name ?? a.owner ?? "—", el("br"),
+        el("span", { class: "muted address" }, a.address ? addressLine(a.address) : place(a))),
       el("td", { class: "timer", "data-next": a.acknowledged ? "" : (a.next_step_at || "") }, ""));
     return row;
   }));
@@ -63,6 +64,8 @@ async function loadQueue() {
 }
 
 function place(a) { return a.lat != null ? `${a.lat.toFixed(5)}, ${a.lon.toFixed(5)}` : "no position"; }
+function addressLine(ad) { return `${ad.street}, ${ad.postal_code} ${ad.city}`; }
+function tel(phone) { return el("a", { href: `tel:${phone}` }, phone); }
 
 // Ages and escalation countdowns move every second without asking the server.
 function tick() {
@@ -90,7 +93,7 @@ async function showDetail(id) {
   const a = await api.get(`/v1/operator/alarms/${id}`);
   $("detail").hidden = false;
   $("h-detail").textContent = `Alarm ${a.id}: ${a.type.replaceAll("_", " ")} (${a.severity})`;
-  const facts = [["Device", `${a.device_id} (${a.kind})${a.sensor ? ", sensor " + a.sensor : ""}`], ["Customer", a.owner ?? "—"],
+  const facts = [["Device", `${a.device_id} (${a.kind})${a.sensor ? ", sensor " + a.sensor : ""}`], ["Customer", a.customer_name ? `${a.customer_name} (${a.owner})` : a.owner ?? "—"],
                  ["State", a.state.replaceAll("_", " ")], ["Raised", when(a.raised_at)], ["Reports", a.count],
                  ["Assignee", a.assignee ?? "nobody"], ["Escalation stage", a.escalation_level],
                  ["Customer says", a.customer_feedback ? a.customer_feedback.replaceAll("_", " ") : "—"]];
@@ -98,7 +101,28 @@ async function showDetail(id) {
   $("audit").replaceChildren(...(a.audit || []).map((x) => el("li", {}, `${when(x.at)} ${x.kind.replaceAll("_", " ")} by ${x.actor}`,
     x.detail?.text ? `: ${x.detail.text}` : "")));
   $("ack").disabled = a.acknowledged;
-  await showPosition(a);
+  await Promise.all([showPosition(a), showCustomer(a.owner)]);
+}
+
+// Who to call, in order, and where to send help: the customer's profile and devices.
+async function showCustomer(owner) {
+  const c = owner ? await api.get(`/v1/operator/customers/${encodeURIComponent(owner)}/alarms?limit=1`).catch(() => null) : null;
+  const p = c?.profile;
+  $("customer-none").hidden = Boolean(p);
+  $("customer-profile").hidden = !p;
+  if (p) {
+    $("customer-name").textContent = `${p.display_name} (${p.customer_id})`;
+    $("customer-address").textContent = `${p.address.street}, ${p.address.postal_code} ${p.address.city}, ${p.address.country}`;
+    $("customer-phone").href = `tel:${p.phone}`;
+    $("customer-phone").textContent = p.phone;
+    $("customer-language").textContent = `speaks ${p.language}`;
+    $("customer-instructions").textContent = p.instructions || "";
+    $("customer-instructions").hidden = !p.instructions;
+    $("contacts").replaceChildren(...(p.contacts.length ? p.contacts.map((k) => el("li", {},
+      `${k.name} (${k.relation}${k.keyholder ? ", has a key" : ""}) `, tel(k.phone)))
+      : [el("li", { class: "muted" }, "No contacts on file.")]));
+  }
+  $("devices").replaceChildren(...(c?.devices || []).map((d) => el("li", {}, `${d.device_id} · ${d.kind} · ${d.status}`)));
 }
 
 async function showPosition(a) {
@@ -106,10 +130,17 @@ async function showPosition(a) {
   let pos = a.lat != null ? { lat: a.lat, lon: a.lon } : null;
   if (!pos && a.kind === "car") pos = await api.get(`/v1/vehicles/${encodeURIComponent(a.device_id)}/position`).catch(() => null);
   if (!pos && a.kind === "pet") pos = await api.get(`/v1/pets/${encodeURIComponent(a.device_id)}/position`).catch(() => null);
-  $("position").textContent = pos ? `Last position ${pos.lat.toFixed(5)}, ${pos.lon.toFixed(5)}` : "No known position for this device.";
+  let label = `${a.device_id}: ${a.type.replaceAll("_", " ")}`;
+  let where = "Last position";
+  if (!pos && a.address?.location) {   // a home kit reports no position: its place is the customer's address
+    pos = a.address.location;
+    label += ` at ${a.address.street}`;
+    where = "At the customer's address";
+  }
+  $("position").textContent = pos ? `${where} ${pos.lat.toFixed(5)}, ${pos.lon.toFixed(5)}` : "No known position for this device.";
   if (!pos) return;
   L.circleMarker([pos.lat, pos.lon], { radius: 10, color: "#8c1010", fillColor: "#f0b400", fillOpacity: 1, weight: 3 })
-    .bindTooltip(`${a.device_id}: ${a.type.replaceAll("_", " ")}`, { permanent: true, direction: "top" }).addTo(marker);
+    .bindTooltip(label, { permanent: true, direction: "top" }).addTo(marker);
   map.setView([pos.lat, pos.lon], 16);
 }
 
