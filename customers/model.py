@@ -40,7 +40,8 @@ INSTRUCTIONS_MAX = 1000
 MAX_CONTACTS = 5
 
 _TEXT, _NOTE, _PHONE = re.compile(TEXT_PATTERN), re.compile(NOTE_PATTERN), re.compile(PHONE_PATTERN)
-_POSTAL, _COUNTRY, _LANGUAGE = re.compile(POSTAL_CODE_PATTERN), re.compile(COUNTRY_PATTERN), re.compile(LANGUAGE_PATTERN)
+_POSTAL, _COUNTRY = re.compile(POSTAL_CODE_PATTERN), re.compile(COUNTRY_PATTERN)
+_LANGUAGE = re.compile(LANGUAGE_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)

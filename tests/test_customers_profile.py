@@ -236,7 +236,8 @@ def test_cli_creates_changes_and_shows_a_profile(database_url, mqtt_url, capsys,
     assert "a new profile needs --street, --postal-code, --city, --phone" in capsys.readouterr().err
     assert cli.main([*base, "--name", "Carol C", "--street", "Fabianinkatu 12", "--postal-code", "00100",
                      "--city", "Helsinki", "--phone", "+358 40 111 2222", "--lat", "60.1686", "--lon", "24.9502",
-                     "--contact", "Dan C;+358 50 333 4444;son;key", "--contact", "Eve N;+358 44 555 6666;neighbour"]) == 0
+                     "--contact", "Dan C;+358 50 333 4444;son;key",
+                     "--contact", "Eve N;+358 44 555 6666;neighbour"]) == 0
     assert "profile of customer cust-c created" in capsys.readouterr().out
     assert cli.main([*base, "--phone", "0401112222"]) == 1
     assert "invalid_phone" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """The assistance-centre console in a real browser against a real runtime: an operator logs in; a home
-kit's water sensor fires over Mosquitto; the alarm appears in the queue from the live stream with its age,
-escalation timer counting and the customer's name and address; its detail lists the contacts to call; the operator claims, acknowledges, notes and resolves it, and it leaves
-the queue."""
+kit's water sensor fires over Mosquitto; the alarm appears in the queue from the live stream with its age
+and escalation timer counting and the customer's name and address; its detail lists the contacts to call
+(tel: links) and the devices; the operator claims, acknowledges, notes and resolves it, and it leaves the
+queue."""
 
 from __future__ import annotations
 
