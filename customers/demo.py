@@ -43,7 +43,7 @@ def customer_homes(city, owners: list[str | None]) -> tuple[list[str], np.ndarra
     c = city.config
     spots: dict[str, tuple[int, float, float]] = {}  # owner -> (rank of the device kind, lat, lon)
     rng = np.random.default_rng([c.seed, 70])
-    graph = city.fleet.net.graph if city.fleet is not None else None
+    graph = city.fleet.net.graph if city.fleet is not None else None  # a city with cars has a fleet
     for i, (device, owner) in enumerate(zip(city.devices, owners)):
         if owner is None:
             continue
@@ -54,8 +54,8 @@ def customer_homes(city, owners: list[str | None]) -> tuple[list[str], np.ndarra
             k = i - city.pet0
             spot = (1, float(city.pets.home_lat[k]), float(city.pets.home_lon[k]))
         else:
-            node = int(rng.integers(graph.n_nodes)) if graph is not None else 0
-            spot = (2, float(graph.lat[node]), float(graph.lon[node])) if graph is not None else (2, np.nan, np.nan)
+            node = int(rng.integers(graph.n_nodes))
+            spot = (2, float(graph.lat[node]), float(graph.lon[node]))
         if owner not in spots or spot[0] < spots[owner][0]:
             spots[owner] = spot
     names = list(spots)
@@ -80,13 +80,11 @@ def demo_profiles(customer_ids: list[str], lat: np.ndarray, lon: np.ndarray, boo
                                     relation=relation, keyholder=bool(j == 0 or rng.random() < 0.3)))
         language = str(rng.choice(LANGUAGES, p=LANGUAGE_P))
         phone = _phone(rng)
-        located = bool(np.isfinite(lat[k]) and np.isfinite(lon[k]))
         out.append(Profile(
             customer_id=customer, display_name=f"{given} {family}",
             street=addresses.street[k] or f"Mannerheimintie {k % 100 + 1}",
             postal_code=addresses.postal_code[k] or postal_code, city=addresses.city[k] or city, country=country,
-            phone=phone, language=language, lat=round(float(lat[k]), 6) if located else None,
-            lon=round(float(lon[k]), 6) if located else None,
+            phone=phone, language=language, lat=round(float(lat[k]), 6), lon=round(float(lon[k]), 6),
             email=f"{given.lower()}.{family.lower()}.{k}@example.org".replace("ä", "a").replace("ö", "o"),
             instructions=INSTRUCTIONS[rng.integers(len(INSTRUCTIONS))], contacts=tuple(contacts)))
     return out
