@@ -10,7 +10,7 @@ Lines:
              private PostgreSQL; writing the broker files; from SIGHUP until the broker accepts the
              first new login (a running `vigil up` adds up to 5 s of refresh interval before that);
   own        run_city at speedup 0 for --sim-s simulated seconds, each device on its own connection:
-             connect time, RSS added by the connections, CPU seconds per wall second while publishing,
+             connect time, RSS added by the connections (and the process's RSS then), CPU seconds per wall second while publishing,
              messages sent, received by a counting subscriber (mosquitto_sub as the gateway account) and
              lost (must be 0); fixes/s delivered;
   shared     the same city and seconds through one simulator-account connection (the peer);
@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,20 +118,23 @@ def run_mode(network, cfg, port, sim_s, speedup, passwords, sim_password, receiv
     rss0 = ME.memory_info().rss
 
     def connected(p) -> None:
-        seen["rss_added_mb"] = round((ME.memory_info().rss - rss0) / 2**20, 1)
+        rss = ME.memory_info().rss
+        seen["rss_added_mb"], seen["rss_mb"] = round((rss - rss0) / 2**20, 1), round(rss / 2**20)
         seen["cpu0"] = sum(ME.cpu_times()[:2])
         seen["t0"] = time.perf_counter()
+
+    def progress(p) -> None:  # the last call comes as the run ends, before the process winds down
+        seen["cpu"] = sum(ME.cpu_times()[:2]) - seen["cpu0"]
 
     final = asyncio.run(run_city(
         f"mqtt://127.0.0.1:{port}", city, duration_s=sim_s, speedup=speedup,
         username=None if passwords else "sim", password=None if passwords else sim_password,
-        device_passwords=passwords, connected=connected))
-    wall = time.perf_counter() - seen["t0"]
-    cpu = sum(ME.cpu_times()[:2]) - seen["cpu0"]
+        device_passwords=passwords, connected=connected, progress=progress))
+    wall, cpu = final.wall_s, seen["cpu"]
     got = settle(received, final.messages)
     fixes = final.expected_rows["fixes"]
     return {"connections": final.connections, "connect_s": round(final.connect_s, 2),
-            "rss_added_mb": seen["rss_added_mb"], "sim_s": final.sim_s, "wall_s": round(wall, 1),
+            "rss_added_mb": seen["rss_added_mb"], "rss_mb": seen["rss_mb"], "sim_s": final.sim_s, "wall_s": round(wall, 1),
             "cpu_per_wall_s": round(cpu / wall, 2), "messages": final.messages, "received": got,
             "lost": final.messages - got, "fixes": fixes, "fixes_per_s": round(fixes / wall),
             "realtime_factor": round(final.sim_s / wall, 2)}
@@ -188,7 +192,8 @@ def main() -> None:
     cfg = CityConfig(cars=cars, pets=pets, homes=homes, seed=1)
     workdir = Path(tempfile.mkdtemp(prefix="vigil-bench-conns-"))
     result: dict = {}
-    with postgres_server() as admin, scratch_database(admin) as url:
+    with contextlib.ExitStack() as cleanup, postgres_server() as admin, scratch_database(admin) as url:
+        cleanup.callback(shutil.rmtree, workdir, True)
         city = City(cfg, network, start_ms=START_MS)
         assert len(own_credential_devices(city)) == len(city.devices)
         accounts, auth_conf, register_s = asyncio.run(register(url, city, workdir))
