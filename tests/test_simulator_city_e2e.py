@@ -110,11 +110,14 @@ async def test_vigil_simulate_city_end_to_end(mqtt_url, database_url, runtime_fa
     env = dict(os.environ, VIGIL_MQTT_URL=mqtt_url, VIGIL_DATABASE_URL=database_url, VIGIL_DATA_DIR=str(tmp_path),
                VIGIL_MQTT_USERNAME="", VIGIL_MQTT_PASSWORD="")
     cmd = [sys.executable, "-m", "vigil.cli", "simulate", "--scenario", "city", "--cars", "30", "--pets", "5",
-           "--homes", "5", "--seed", "3", "--duration", "90", "--speedup", "0", "--own-credentials", "4",
+           "--homes", "5", "--seed", "3", "--duration", "90", "--speedup", "0",
            "--truth-dir", str(tmp_path / "truth")]
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "provisioned 40 devices; 4 publish with their own MQTT credentials" in proc.stdout
+    assert "provisioned 40 devices; 40 publish with their own MQTT credentials (all of them)" in proc.stdout
+    assert "40 MQTT connections open in" in proc.stdout
+    creds = await fetch(runtime.db, "SELECT role, count(*) FROM mqtt_credentials GROUP BY 1")
+    assert creds == [("device", 40)], "no simulator account when every device has its own login"
     assert "t=90/90 s simulated" in proc.stdout and "done:" in proc.stdout
     summary = json.loads((tmp_path / "truth" / "summary.json").read_text())
     expected = summary["expected_rows"]
