@@ -83,11 +83,17 @@ async def test_every_protocol_lands_in_its_table_exactly(mqtt_url, database_url,
     assert avl[0] == c["car_avl"]
 
 
-async def test_devices_log_in_with_their_own_credentials(database_url, runtime_factory, tmp_path):
+async def authenticated_runtime(database_url, runtime_factory):
+    """A runtime with its embedded Mosquitto enforcing per-device passwords and the ACL; and its settings."""
     settings = dataclasses.replace(make_settings("mqtt://unused", database_url), mqtt_url=None,
                                    data_dir=Path(tempfile.mkdtemp(prefix="vigil-city-auth-")))
     runtime = await runtime_factory(settings)
     assert runtime.broker is not None and runtime.broker.authenticated
+    return runtime, settings
+
+
+async def test_devices_log_in_with_their_own_credentials(database_url, runtime_factory, tmp_path):
+    runtime, _ = await authenticated_runtime(database_url, runtime_factory)
     city = small_city(tmp_path, duration_s=60, cars=12, pets=3, homes=3)
     own = own_credential_devices(city, 6)
     assert len(own) == 6 and {city.devices[i].kind for i in own} == {"car", "pet", "home"}
@@ -169,10 +175,7 @@ def _expected_per_device(city: City, duration_s: int) -> tuple[dict[str, int], d
 
 
 async def test_every_device_publishes_on_its_own_connection(database_url, runtime_factory, tmp_path):
-    settings = dataclasses.replace(make_settings("mqtt://unused", database_url), mqtt_url=None,
-                                   data_dir=Path(tempfile.mkdtemp(prefix="vigil-city-own-")))
-    runtime = await runtime_factory(settings)
-    assert runtime.broker is not None and runtime.broker.authenticated
+    runtime, settings = await authenticated_runtime(database_url, runtime_factory)
     city = small_city(tmp_path, duration_s=90, cars=40, pets=8, homes=12)
     twin = small_city(tmp_path, duration_s=90, start_ms=city.start_ms, cars=40, pets=8, homes=12)
     assert len(city.devices) == 60 and {d.protocol for d in city.devices} == {
