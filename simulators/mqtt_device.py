@@ -64,17 +64,15 @@ class DeviceConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            packets = self._reader.feed(data)
-        except ValueError as exc:
+            for kind, _, body in self._reader.feed(data):
+                if kind == mp.PUBACK:
+                    fut = self._pending.pop(mp.puback_id(body), None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(None)
+                elif kind == mp.CONNACK and not self.connack.done():
+                    self.connack.set_result(mp.connack_code(body))
+        except ValueError as exc:  # a malformed packet: the stream cannot be trusted past it
             self._fail(BusError(f"{self.username}: {exc}"))
-            return
-        for kind, _, body in packets:
-            if kind == mp.PUBACK:
-                fut = self._pending.pop(mp.puback_id(body), None)
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
-            elif kind == mp.CONNACK and not self.connack.done():
-                self.connack.set_result(mp.connack_code(body))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(BusError(f"{self.username}: connection lost" + (f": {exc}" if exc else "")))
@@ -146,6 +144,8 @@ class DeviceConnection(asyncio.Protocol):
 
     def close(self) -> None:
         """DISCONNECT (the broker then discards the will and session) and close the socket."""
+        if not self.connack.done():
+            self.connack.cancel()  # nobody waits for it any more
         if self.open:
             self._write(mp.DISCONNECT_BYTES)
             self.transport.close()
@@ -177,8 +177,6 @@ async def connect(host: str, port: int, login: Login, *, keepalive_s: int = KEEP
         if conn is not None:
             conn.close()
         raise BusError(f"{login.username or 'anonymous'} could not connect to {host}:{port}: {exc!r}") from exc
-    except BusError:
-        raise
     if code != 0:
         conn.close()
         raise ConnectRefused(login.username, code)
