@@ -185,3 +185,14 @@ def test_fd_limit_is_raised_to_what_the_connections_need():
 
         with pytest.raises(ConfigError, match="hard limit"):
             md.raise_fd_limit(hard + 1)
+
+
+def test_vigil_devices_add_names_each_login(database_url, tmp_path, capsys, monkeypatch):
+    from vigil import cli
+
+    monkeypatch.setenv("VIGIL_DATABASE_URL", database_url)
+    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path))
+    assert cli.main(["devices", "add", "--kind", "car", "box-1", "--id", "alice:phone"]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [(r[0], r[3]) for r in rows] == [("box-1", "box-1"), ("alice:phone", "alice")]
+    assert all(len(r[4]) == 32 for r in rows)
