@@ -1,13 +1,13 @@
 """Async adapter of the city scenario: provisioning, credentials, MQTT connections, pacing, progress.
 
-Connections: one MQTT connection per device is what real devices do, but 10k connections from one
-process cost 10k sockets, keep-alive timers and paho client objects (and more file descriptors than a
-default ``ulimit -n`` of 1024). So ``own_credentials`` devices (100 in a ``CityRun``, 500 from the CLI;
-spread over cars, pets and home kits) each log in with their own username and password, issued like
-``vigil devices add`` does, and publish on their own connection — the broker's ACL then checks them as
-real devices; all other devices publish through one *simulator account* connection (``vigil/v1/#`` and
-``owntracks/#``). OwnTracks phones always use the simulator account: their registry id
-``user:device`` cannot be a broker username (``:`` separates the password file's fields).
+Connections: every device logs in with its own user name and password, issued like ``vigil devices add``
+does (an OwnTracks phone ``user:device`` as its topic's ``user``, see
+:func:`ingest.mqtt_auth.broker_username`), and publishes on its own connection, so the broker's ACL
+checks it as a real device. 10 000 connections live in one process as lean
+:class:`simulators.mqtt_device.DeviceConnection` objects (a socket, a few dicts; one keep-alive task for
+all). ``own_credentials=K`` limits that to K devices spread over the kinds (small test runs, or a host
+whose open-file limit is low); the others then publish through one connection of the *simulator account*
+(``vigil/v1/#`` and ``owntracks/#``), which is opened only then.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import aiomqtt
 import numpy as np
 
+from ingest.mqtt_auth import broker_username
 from simulators.city import City
+from simulators.mqtt_device import DeviceConnection, Login, close_all, connect_all, keep_alive, raise_fd_limit
 from simulators.truth_log import TruthLog
 from vigil.errors import BusError
 from vigil.settings import parse_mqtt_url
@@ -32,7 +33,8 @@ from vigil.settings import parse_mqtt_url
 PUBLISH_CHUNK = 500
 MAX_INFLIGHT = 100
 PUBLISH_TIMEOUT_S = 30.0
-CONNECT_ATTEMPTS = 40  # × 0.5 s: a running `vigil up` picks up new credentials within 5 s
+#: Open files besides the device sockets: the database pool, the truth log, stdio, Python's own.
+FD_MARGIN = 64
 TRUTH_FLUSH_TICKS = 60
 
 
@@ -42,15 +44,19 @@ class Progress:
     wall_s: float
     messages: int
     expected_rows: dict[str, int]
+    connections: int = 0
+    connect_s: float = 0.0
 
 
-def own_credential_devices(city: City, count: int) -> list[int]:
-    """Indices of up to ``count`` devices (no phones), spread evenly over the device list."""
-    eligible = [i for i, d in enumerate(city.devices) if d.protocol != "owntracks"]
-    if count <= 0 or not eligible:
+def own_credential_devices(city: City, count: int | None = None) -> list[int]:
+    """Indices of the devices that get their own credentials: all when ``count`` is None, else up to
+    ``count`` spread evenly over the device list (so over cars, phones, pets and home kits)."""
+    n = len(city.devices)
+    if count is None or count >= n:
+        return list(range(n))
+    if count <= 0:
         return []
-    picks = np.unique(np.linspace(0, len(eligible) - 1, min(count, len(eligible))).round().astype(int))
-    return [eligible[i] for i in picks]
+    return np.unique(np.linspace(0, n - 1, count).round().astype(int)).tolist()
 
 
 async def provision(db, city: City, *, own: list[int], first_owner: str | None = None) -> dict[str, str]:
@@ -82,35 +88,21 @@ async def provision(db, city: City, *, own: list[int], first_owner: str | None =
     return await mqtt_auth.issue_device_credentials(db, ids) if ids else {}
 
 
-async def _connect(stack: contextlib.AsyncExitStack, host: str, port: int, *, identifier: str,
-                   username: str | None, password: str | None) -> aiomqtt.Client:
-    last: Exception | None = None
-    for _ in range(CONNECT_ATTEMPTS):
-        client = aiomqtt.Client(host, port=port, identifier=identifier, max_inflight_messages=MAX_INFLIGHT,
-                                username=username, password=password)
-        try:
-            await stack.enter_async_context(client)
-        except aiomqtt.MqttError as exc:
-            last = exc
-            await asyncio.sleep(0.5)
-            continue
-        client.pending_calls_threshold = PUBLISH_CHUNK
-        return client
-    raise BusError(f"{username or 'anonymous'} could not connect to {host}:{port}: {last}")
-
-
 async def run_city(
     mqtt_url: str, city: City, *, duration_s: int | None, speedup: float = 1.0,
     username: str | None = None, password: str | None = None, device_passwords: dict[str, str] | None = None,
     truth_dir: Path | None = None, progress: Callable[[Progress], None] | None = None,
     progress_every_s: float = 10.0, stop: asyncio.Event | None = None,
+    connected: Callable[[Progress], None] | None = None,
 ) -> Progress:
     """Publish the city at QoS 1 for ``duration_s`` simulated seconds (None: until ``stop``).
 
     ``speedup``: simulated seconds per wall-clock second; 0 runs as fast as the broker acknowledges.
     The caller picks ``city.start_ms`` so the stamps make sense: now for ``speedup=1``, ``duration_s``
     in the past for a faster run (the gateway refuses fixes more than 5 minutes ahead of its clock).
-    ``device_passwords``: devices that publish on their own connection. Returns the final progress.
+    ``device_passwords``: device id -> password of the devices that publish on their own connection;
+    the others publish through one connection as ``username``/``password`` (the simulator account).
+    ``connected`` is called once every connection is open. Returns the final progress.
     """
     if duration_s is not None and (isinstance(duration_s, bool) or duration_s < 1):
         raise ValueError(f"duration_s must be a positive number of seconds or None, got {duration_s!r}")
@@ -120,35 +112,48 @@ async def run_city(
         raise ValueError("an endless run (no duration) goes at speedup 1, or its stamps would leave the present")
     host, port = parse_mqtt_url(mqtt_url)
     index = {d.device_id: i for i, d in enumerate(city.devices)}
-    unknown = set(device_passwords or {}) - set(index)
+    own = device_passwords or {}
+    unknown = set(own) - set(index)
     if unknown:
         raise ValueError(f"passwords for devices outside the city: {sorted(unknown)[:5]}")
+    shared = len(own) < len(city.devices)
+    raise_fd_limit(len(own) + FD_MARGIN)
+    tag = secrets.token_hex(4)
+    logins = [Login(f"{device_id}-{tag}", broker_username(device_id), pw) for device_id, pw in own.items()]
+    if shared:
+        logins.append(Login(f"vigil-citysim-{tag}", username, password, max_inflight=MAX_INFLIGHT))
     truth = TruthLog(truth_dir, city) if truth_dir is not None else None
     sent = 0
     loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    wall0 = time.perf_counter()
-    last_report = t0
-
-    def report() -> Progress:
-        return Progress(city.t, time.perf_counter() - wall0, sent, city.expected_rows())
-
+    conns: list[DeviceConnection] = []
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            tag = secrets.token_hex(4)
-            bulk = await _connect(stack, host, port, identifier=f"vigil-citysim-{tag}", username=username,
-                                  password=password)
-            clients: dict[int, aiomqtt.Client] = {}
-            for device_id, pw in (device_passwords or {}).items():
-                clients[index[device_id]] = await _connect(
-                    stack, host, port, identifier=f"{device_id}-{tag}", username=device_id, password=pw)
+        wall0 = time.perf_counter()
+        # Connecting the first login retries while a running `vigil up` has not yet re-read its password
+        # file (every 5 s); the rest follow in bounded waves.
+        conns = await connect_all(host, port, logins)
+        connect_s = time.perf_counter() - wall0
+        by_device = {index[d]: conn for d, conn in zip(own, conns)}
+        bulk = conns[-1] if shared else None
+        keeper = asyncio.create_task(keep_alive(conns))
+        t0 = last_report = loop.time()
+        wall0 = time.perf_counter()
+
+        def report() -> Progress:
+            return Progress(city.t, time.perf_counter() - wall0, sent, city.expected_rows(), len(conns), connect_s)
+
+        if connected is not None:
+            connected(report())
+        try:
             while (duration_s is None or city.t < duration_s) and not (stop is not None and stop.is_set()):
                 messages = city.tick()
-                for i in range(0, len(messages), PUBLISH_CHUNK):
-                    await asyncio.gather(*(
-                        clients.get(d, bulk).publish(topic, payload, qos=1, timeout=PUBLISH_TIMEOUT_S)
-                        for d, topic, payload in messages[i:i + PUBLISH_CHUNK]
-                    ))
+                # A device's own connection takes its messages at once (a PUBACK future each, no task);
+                # the shared connection's go through its in-flight window in chunks.
+                acks = [by_device[d].send(topic, payload) for d, topic, payload in messages if d in by_device]
+                rest = [(topic, payload) for d, topic, payload in messages if d not in by_device]
+                async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                    for i in range(0, len(rest), PUBLISH_CHUNK):
+                        await asyncio.gather(*(bulk.publish(t, p) for t, p in rest[i:i + PUBLISH_CHUNK]))
+                    await asyncio.gather(*acks)
                 sent += len(messages)
                 if truth is not None and city.t % TRUTH_FLUSH_TICKS == 0:
                     truth.flush()
@@ -165,9 +170,15 @@ async def run_city(
                         await asyncio.sleep(delay)
                 else:
                     await asyncio.sleep(0)
-    except aiomqtt.MqttError as exc:
+        finally:
+            keeper.cancel()
+    except TimeoutError as exc:
+        raise BusError(f"city simulator: the broker at {host}:{port} did not acknowledge within "
+                       f"{PUBLISH_TIMEOUT_S:.0f} s") from exc
+    except BusError as exc:
         raise BusError(f"city simulator could not publish to {host}:{port}: {exc}") from exc
     finally:
+        close_all(conns)
         if truth is not None:
             truth.close()
     final = report()

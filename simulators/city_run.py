@@ -26,7 +26,7 @@ class CityRun:
     mqtt_url: str
     duration_s: int | None = None
     speedup: float = 1.0
-    own_credentials: int = 100
+    own_credentials: int | None = None  # None: every device logs in with its own credentials
     truth_dir: Path | None = None
     first_owner: str | None = None
     username: str | None = None
@@ -37,6 +37,12 @@ class CityRun:
     #: Where the customers' addresses come from (None: the bundled PBF, as for the road network).
     osm_pbf: Path | None = None
     cache_dir: Path | None = None
+
+    @property
+    def shares_account(self) -> bool:
+        """Whether some devices publish through the simulator account (``own_credentials`` below the count)."""
+        c = self.config
+        return self.own_credentials is not None and self.own_credentials < c.cars + c.pets + c.homes
 
 
 def city_network(pbf: Path | None, *, cache_dir: Path | None, seed: int, places: int) -> Network:
@@ -71,8 +77,9 @@ async def simulate_city(run: CityRun, network: Network, *, print_fn: Callable[[s
     passwords: dict[str, str] = {}
     if run.db is not None:
         passwords = await provision(run.db, city, own=own, first_owner=run.first_owner)
+        rest = len(city.devices) - len(passwords)
         print_fn(f"provisioned {len(city.devices)} devices; {len(passwords)} publish with their own MQTT "
-                 f"credentials, the rest through the simulator account")
+                 f"credentials" + (f", {rest} through the simulator account" if rest else " (all of them)"))
         added = await seed_city(run.db, city, pbf=run.osm_pbf, cache_dir=run.cache_dir)
         print_fn(f"customer profiles: {added} added (addresses from the map)")
         if run.first_owner:
@@ -92,7 +99,11 @@ async def simulate_city(run: CityRun, network: Network, *, print_fn: Callable[[s
         print_fn(f"t={p.sim_s}{total} s simulated, {p.wall_s:.0f} s wall: {p.messages} messages "
                  f"({rate:.0f}/s), {p.expected_rows['fixes']} fixes, {p.expected_rows['device_events']} events")
 
+    def connected(p: Progress) -> None:
+        print_fn(f"{p.connections} MQTT connections open in {p.connect_s:.1f} s")
+
     return await run_city(
         run.mqtt_url, city, duration_s=run.duration_s, speedup=run.speedup, username=run.username,
         password=run.password, device_passwords=passwords, truth_dir=run.truth_dir, progress=progress, stop=stop,
+        connected=connected,
     )

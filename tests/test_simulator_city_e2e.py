@@ -3,20 +3,25 @@ per-device credentials on the embedded broker, and `vigil simulate --scenario ci
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from ingest import mqtt_auth
 from roads import bundled_pbf, load_graph
+from simulators import mqtt_device as md
 from simulators.city import City, CityConfig
 from simulators.city_publisher import own_credential_devices, provision, run_city
 from simulators.network import prepare
 from tests.helpers import count_rows, make_settings, wait_for_rows
+from vigil.settings import parse_mqtt_url
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +32,7 @@ async def fetch(db, sql: str, *args):
         return await cur.fetchall()
 
 
-def small_city(tmp_path: Path, *, duration_s: int, **overrides) -> City:
+def small_city(tmp_path: Path, *, duration_s: int, start_ms: int | None = None, **overrides) -> City:
     graph, _ = load_graph(bundled_pbf(), "driving", cache_dir=tmp_path / "roads")
     cfg = CityConfig(**{
         "cars": 40, "pets": 6, "homes": 8, "seed": 21, "power_cut_at_s": 30.0, "power_cut_radius_m": 2000.0,
@@ -35,7 +40,7 @@ def small_city(tmp_path: Path, *, duration_s: int, **overrides) -> City:
         "pet_rates": {"sos_rate_per_h": 20.0}, "home_rates": {"water_rate_per_h": 10.0, "smoke_rate_per_h": 5.0},
         **overrides,
     })
-    start = (int(time.time()) - duration_s - 5) * 1000
+    start = (int(time.time()) - duration_s - 5) * 1000 if start_ms is None else start_ms
     return City(cfg, prepare(graph, n_places=60, seed=21), start_ms=start)
 
 
@@ -78,11 +83,17 @@ async def test_every_protocol_lands_in_its_table_exactly(mqtt_url, database_url,
     assert avl[0] == c["car_avl"]
 
 
-async def test_devices_log_in_with_their_own_credentials(database_url, runtime_factory, tmp_path):
+async def authenticated_runtime(database_url, runtime_factory):
+    """A runtime with its embedded Mosquitto enforcing per-device passwords and the ACL; and its settings."""
     settings = dataclasses.replace(make_settings("mqtt://unused", database_url), mqtt_url=None,
                                    data_dir=Path(tempfile.mkdtemp(prefix="vigil-city-auth-")))
     runtime = await runtime_factory(settings)
     assert runtime.broker is not None and runtime.broker.authenticated
+    return runtime, settings
+
+
+async def test_devices_log_in_with_their_own_credentials(database_url, runtime_factory, tmp_path):
+    runtime, _ = await authenticated_runtime(database_url, runtime_factory)
     city = small_city(tmp_path, duration_s=60, cars=12, pets=3, homes=3)
     own = own_credential_devices(city, 6)
     assert len(own) == 6 and {city.devices[i].kind for i in own} == {"car", "pet", "home"}
@@ -105,11 +116,14 @@ async def test_vigil_simulate_city_end_to_end(mqtt_url, database_url, runtime_fa
     env = dict(os.environ, VIGIL_MQTT_URL=mqtt_url, VIGIL_DATABASE_URL=database_url, VIGIL_DATA_DIR=str(tmp_path),
                VIGIL_MQTT_USERNAME="", VIGIL_MQTT_PASSWORD="")
     cmd = [sys.executable, "-m", "vigil.cli", "simulate", "--scenario", "city", "--cars", "30", "--pets", "5",
-           "--homes", "5", "--seed", "3", "--duration", "90", "--speedup", "0", "--own-credentials", "4",
+           "--homes", "5", "--seed", "3", "--duration", "90", "--speedup", "0",
            "--truth-dir", str(tmp_path / "truth")]
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "provisioned 40 devices; 4 publish with their own MQTT credentials" in proc.stdout
+    assert "provisioned 40 devices; 40 publish with their own MQTT credentials (all of them)" in proc.stdout
+    assert "40 MQTT connections open in" in proc.stdout
+    creds = await fetch(runtime.db, "SELECT role, count(*) FROM mqtt_credentials GROUP BY 1")
+    assert creds == [("device", 40)], "no simulator account when every device has its own login"
     assert "customer profiles: 30 added" in proc.stdout   # one per customer: max(cars, pets, homes)
     assert await count_rows(runtime.db, "customers") == 30
     assert "t=90/90 s simulated" in proc.stdout and "done:" in proc.stdout
@@ -140,3 +154,70 @@ def test_vigil_simulate_refuses_unclear_requests(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "vigil.cli", "simulate", *args], env=env, cwd=REPO,
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 1 and message in proc.stderr, (args, proc.stderr)
+
+
+def _expected_per_device(city: City, duration_s: int) -> tuple[dict[str, int], dict[str, int], list]:
+    """Fixes and device events per device id from a twin of ``city`` (same seed, same start: the same
+    messages), and the twin's next tick (messages the run did not send)."""
+    import msgspec
+
+    fixes: dict[str, int] = {}
+    events: dict[str, int] = {}
+    for _ in range(duration_s):
+        for d, topic, payload in city.tick():
+            device_id = city.devices[d].device_id
+            stream = topic.rsplit("/", 1)[-1]
+            if topic.startswith("owntracks/") or stream in ("fix", "avl"):
+                fixes[device_id] = fixes.get(device_id, 0) + 1
+            elif stream == "event":
+                events[device_id] = events.get(device_id, 0) + len(msgspec.json.decode(payload)["events"])
+            else:
+                events[device_id] = events.get(device_id, 0) + 1
+    return fixes, events, city.tick()
+
+
+async def test_every_device_publishes_on_its_own_connection(database_url, runtime_factory, tmp_path):
+    runtime, settings = await authenticated_runtime(database_url, runtime_factory)
+    city = small_city(tmp_path, duration_s=90, cars=40, pets=8, homes=12)
+    twin = small_city(tmp_path, duration_s=90, start_ms=city.start_ms, cars=40, pets=8, homes=12)
+    assert len(city.devices) == 60 and {d.protocol for d in city.devices} == {
+        "vigil_json", "teltonika", "owntracks", "pet_json", "home_json"}
+    passwords = await provision(runtime.db, city, own=own_credential_devices(city))
+    assert set(passwords) == {d.device_id for d in city.devices}
+    # No simulator account exists: a publish through one could not even log in.
+    roles = await fetch(runtime.db, "SELECT role, count(*) FROM mqtt_credentials GROUP BY 1 ORDER BY 1")
+    assert roles == [("device", 60), ("gateway", 1)]
+    final = await run_city(runtime.mqtt_url, city, duration_s=90, speedup=0, device_passwords=passwords)
+    assert final.connections == 60
+
+    fixes, events, next_tick = _expected_per_device(twin, 90)
+    expected = city.expected_rows()
+    assert sum(fixes.values()) == expected["fixes"] and sum(events.values()) == expected["device_events"]
+    assert await wait_for_rows(runtime.db, "fixes", expected["fixes"]) == expected["fixes"]
+    assert await wait_for_rows(runtime.db, "device_events", expected["device_events"]) == expected["device_events"]
+    assert await count_rows(runtime.db, "dead_letters") == 0
+    sql = "SELECT d.device_id, count(*) FROM {} r JOIN devices d ON d.id = r.device_id GROUP BY 1"
+    assert dict(await fetch(runtime.db, sql.format("fixes"))) == fixes
+    assert dict(await fetch(runtime.db, sql.format("device_events"))) == events
+
+    # The broker saw each device log in under its own name (a phone as its OwnTracks user), nobody else.
+    log = (settings.data_dir / "mosquitto" / "mosquitto.log").read_text()
+    logins = set(re.findall(r"New client connected from \S+ as \S+ \(p\d, c\d, k\d+, u'([^']*)'\)", log))
+    assert logins == {mqtt_auth.broker_username(d.device_id) for d in city.devices} | {"vigil-gateway"}
+
+    # The ACL holds for the simulator's devices: a car's credentials cannot publish another car's fix.
+    # Mosquitto acknowledges the refused publish and drops it; the marker, published after that
+    # acknowledgement on the marker car's own connection, reaches the gateway after it would have.
+    host, port = parse_mqtt_url(runtime.mqtt_url)
+    json_cars = [m for m in next_tick if city.devices[m[0]].protocol == "vigil_json"]
+    (victim, topic, payload), (marker, marker_topic, marker_payload) = json_cars[:2]
+    victim_id, marker_id = city.devices[victim].device_id, city.devices[marker].device_id
+    conn = await md.connect(host, port, md.Login("marker", marker_id, passwords[marker_id]))
+    try:
+        await asyncio.wait_for(conn.send(topic, payload), 10)
+        await asyncio.wait_for(conn.send(marker_topic, marker_payload), 10)
+    finally:
+        conn.close()
+    assert await wait_for_rows(runtime.db, "fixes", expected["fixes"] + 1) == expected["fixes"] + 1
+    after = dict(await fetch(runtime.db, sql.format("fixes")))
+    assert after[marker_id] == fixes[marker_id] + 1 and after[victim_id] == fixes[victim_id]

@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -40,6 +41,15 @@ def die_with_parent() -> None:
     # PR_SET_PDEATHSIG: the broker gets SIGTERM if vigil dies without cleaning up, so no orphan.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def _broker_preexec() -> None:
+    die_with_parent()
+    # One socket per device connection: a desktop's default soft limit (1024) would cap the broker at
+    # about a thousand devices, though the hard limit allows far more.
+    with contextlib.suppress(ValueError, OSError):
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class EmbeddedBroker:
@@ -102,7 +112,7 @@ class EmbeddedBroker:
         # A session of its own: Ctrl-C (sent to the terminal's whole process group) must not stop the broker
         # before vigil's orderly shutdown has let the gateway and the simulators disconnect; vigil stops it.
         self._proc = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
+            [binary, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_broker_preexec,
             start_new_session=True,
         )
         log_file.close()

@@ -85,8 +85,9 @@ def _city_arguments(p: argparse.ArgumentParser, *, cars: int | None) -> None:
         p.add_argument("--cars", dest="cars", type=int, default=cars, help="city: number of cars")
     p.add_argument("--pets", dest="city_pets", type=int, default=50, help="city: number of pet trackers")
     p.add_argument("--homes", dest="city_homes", type=int, default=50, help="city: number of home kits")
-    p.add_argument("--own-credentials", dest="city_own", type=int, default=500,
-                   help="city: devices that log in with their own MQTT password (the rest share the simulator account)")
+    p.add_argument("--own-credentials", dest="city_own", type=int, default=None,
+                   help="city: only K devices log in with their own MQTT password, the rest share the simulator "
+                        "account (default: every device has its own)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,10 +250,10 @@ async def _demo_city(settings: Settings, args) -> int:
             raise ConfigError(str(exc)) from exc
         network = city_network(settings.osm_pbf, cache_dir=settings.data_dir / "roads", seed=args.seed,
                                places=config.places)
-        user, password = await runtime.issue_simulator_account() or (None, None)
         run = CityRun(config=config, mqtt_url=runtime.mqtt_url, own_credentials=args.city_own,
-                      truth_dir=settings.data_dir / "simulation", first_owner="demo-customer", username=user,
-                      password=password, db=runtime.db)
+                      truth_dir=settings.data_dir / "simulation", first_owner="demo-customer", db=runtime.db)
+        if run.shares_account:
+            run.username, run.password = await runtime.issue_simulator_account() or (None, None)
         run.osm_pbf, run.cache_dir = settings.osm_pbf, settings.data_dir / "roads"
         logins = await accounts_cli.demo_logins(runtime.db, customer_id="demo-customer")
     except BaseException:
@@ -299,7 +300,7 @@ async def _simulate_city(settings: Settings, args) -> int:
         from ingest import mqtt_auth
 
         async with _database(settings) as db:
-            if run.username is None:
+            if run.username is None and run.shares_account:
                 # As `simulate cars --provision`: the broker of `vigil up` admits only known accounts.
                 run.username = "vigil-simulator"
                 run.password = await mqtt_auth.issue_account(db, "vigil-simulator", "simulator")
@@ -354,7 +355,8 @@ async def _devices(settings: Settings, args) -> int:
         passwords = await mqtt_auth.issue_device_credentials(db, ids)
     print("device\tkind\tstatus\tMQTT username\tMQTT password (shown once)")
     for d in provisioned:
-        print(f"{d.device_id}\t{d.kind}\t{d.status}\t{d.device_id}\t{passwords[d.device_id]}")
+        print(f"{d.device_id}\t{d.kind}\t{d.status}\t{mqtt_auth.broker_username(d.device_id)}\t"
+              f"{passwords[d.device_id]}")
     return 0
 
 

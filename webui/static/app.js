@@ -151,23 +151,36 @@ function localInput(iso) {  // ISO instant -> value of a datetime-local input, l
   const d = new Date(iso);
   return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
 }
+function localDate(d) {  // Date -> value of a date input, the local calendar day (not UTC's)
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+}
 const today = new Date();
-$("cert-to").value = today.toISOString().slice(0, 10);
-$("cert-from").value = new Date(today.getTime() - 30 * 86400000).toISOString().slice(0, 10);
+$("cert-to").value = localDate(today);
+$("cert-from").value = localDate(new Date(today.getTime() - 30 * 86400000));
 $("cert-kind").addEventListener("change", () => {
   const fine = $("cert-kind").value === "fine_assist";
   $("cert-at-row").hidden = !fine;
   $("cert-period-row").hidden = fine;
 });
 
+function certificateRequest(kind) {
+  // The inputs hold local times and days; the API takes instants, so the period runs from the first
+  // day's local midnight to the last day's local 23:59:59.
+  if (kind === "fine_assist") {
+    if (!$("cert-at").value) throw new Error("Pick the moment of the fine.");
+    return { kind, at: new Date($("cert-at").value).toISOString() };
+  }
+  const from = $("cert-from").value, to = $("cert-to").value;
+  if (!from || !to) throw new Error("Pick the first and the last day of the period.");
+  if (from > to) throw new Error("The first day of the period must not be after the last.");
+  return { kind, from: new Date(`${from}T00:00:00`).toISOString(), to: new Date(`${to}T23:59:59`).toISOString() };
+}
+
 $("cert-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const car = $("cert-car").value, kind = $("cert-kind").value;
-  const body = kind === "fine_assist"
-    ? { kind, at: new Date($("cert-at").value).toISOString() }
-    : { kind, from: `${$("cert-from").value}T00:00:00Z`, to: `${$("cert-to").value}T23:59:59Z` };
   try {
-    const doc = await api.post(`/v1/vehicles/${encodeURIComponent(car)}/certificates`, body);
+    const doc = await api.post(`/v1/vehicles/${encodeURIComponent(car)}/certificates`, certificateRequest(kind));
     say(status, `Certificate ${doc.certificate.id} issued.`, "ok");
     await loadCertificates(car);
   } catch (err) { fail(err); }
