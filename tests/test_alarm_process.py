@@ -11,6 +11,7 @@ import signal
 import time
 import uuid
 
+import httpx
 import psutil
 
 from alarms.model import RELEVANT, TRIGGERS
@@ -45,15 +46,22 @@ def test_every_device_alarm_event_reaches_the_alarm_process_or_the_main_bus():
 async def test_alarm_process_killed_is_restarted_and_alarms_flow_once(mqtt_url, database_url, runtime_factory,
                                                                       caplog):
     runtime = await runtime_factory(make_settings(mqtt_url, database_url))
-    first = runtime.alarm_process.pid
+    first, alarm_api = runtime.alarm_process.pid, runtime.alarm_http_url
+    assert alarm_api != runtime.http_url
     assert psutil.Process(first).cmdline()[-1] == "vigil.alarm_process"
     run = uuid.uuid4().hex[:6]
     kits = [f"kit-{run}-{i}" for i in range(3)]
     await devices.provision(runtime.db, kits, kind="home", owner="cust-restart")
     op = await logged_in(runtime, "op-restart", "operator")
+    customer = await logged_in(runtime, "cust-restart")
+    async with httpx.AsyncClient(base_url=alarm_api, timeout=10) as http:  # same routes, same access rules
+        assert (await http.get("/v1/operator/alarms", headers=op)).json() == []
+        refused = await http.get("/v1/operator/alarms/stream", headers=customer)
+        assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
+        assert (await http.get("/v1/operator/alarms")).status_code == 401
     sql = ("SELECT d.device_id, a.count FROM alarms a JOIN devices d ON d.id = a.device_id"
            " WHERE d.device_id = ANY(%s) ORDER BY 1")
-    async with StreamReader(runtime.http_url, op) as stream:
+    async with StreamReader(runtime.http_url, op) as stream:  # the main API's: it outlives the alarm process
         await publish(mqtt_url, [home_event(kits[0], 1, NOW_MS, "water_leak", "w-before")])
         assert await wait_for(runtime.db, sql, lambda r: len(r) == 1, kits) == [(kits[0], 1)]
 
@@ -74,6 +82,11 @@ async def test_alarm_process_killed_is_restarted_and_alarms_flow_once(mqtt_url, 
         assert rows == [(k, 1) for k in kits]
         events = await stream.wait_for(
             lambda ev: sum(e["kind"] == "raised" and e["alarm"]["device_id"] in kits for _, e in ev) >= 3)
+    assert runtime.alarm_process.http_url == alarm_api  # restarted on the same port
+    async with StreamReader(alarm_api, op, after=0) as again:
+        replayed = await again.wait_for(
+            lambda ev: sum(e["kind"] == "raised" and e["alarm"]["device_id"] in kits for _, e in ev) >= 3)
+    assert [i for i, _ in replayed] == sorted(i for i, _ in replayed)
     await asyncio.sleep(2.5)  # a sweep round of the new process: nothing is applied twice
     assert await fetch(runtime.db, sql, kits) == [(k, 1) for k in kits]
     assert sorted(e["alarm"]["device_id"] for _, e in events if e["kind"] == "raised"

@@ -23,10 +23,13 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 from pathlib import Path
+
+import uvicorn
 
 from vigil.broker import die_with_parent
 from vigil.metrics import Metrics
@@ -64,6 +67,7 @@ class AlarmProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self.restarts = 0
         self.description = ""
+        self.http_port: int | None = None
         self._stopping = False
         self._ready: asyncio.Future | None = None
         self._reader: asyncio.Task | None = None
@@ -71,6 +75,12 @@ class AlarmProcess:
     @property
     def pid(self) -> int | None:
         return None if self.proc is None else self.proc.pid
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of the alarm process's assistance-centre API (its operator stream)."""
+        host = self.config["settings"]["http_host"]
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.http_port}"
 
     async def start(self) -> None:
         """Start a child and wait until it is subscribed; raises if it exits or hangs first."""
@@ -97,7 +107,9 @@ class AlarmProcess:
             raise RuntimeError(f"alarm process not ready after {READY_TIMEOUT_S:.0f}s"
                                if self.proc.returncode is None else
                                f"alarm process exited with {self.proc.returncode} during start-up")
-        self.description = self._ready.result()
+        self.description = self._ready.result()["ready"]
+        # A restarted child serves on the same port: operator consoles reconnect where they were.
+        self.http_port = self.config["http_port"] = self._ready.result()["http_port"]
 
     async def _read(self, proc: asyncio.subprocess.Process, ready: asyncio.Future) -> None:
         async for line in proc.stdout:
@@ -106,7 +118,7 @@ class AlarmProcess:
             except ValueError:
                 continue
             if "ready" in message and not ready.done():
-                ready.set_result(message["ready"])
+                ready.set_result(message)
             if "counters" in message:
                 self.metrics.mirror("alarm-process", message["counters"],
                                     {k: tuple(v) for k, v in message.get("described", {}).items()})
@@ -170,7 +182,7 @@ async def serve(config: dict, stop: asyncio.Event) -> None:
     metrics = Metrics()
     async with contextlib.AsyncExitStack() as stack:
         db = await Database.open(config["database_url"], partitioning=s.partitioning, ahead_days=s.partitions_ahead_days,
-                                 min_size=2, max_size=4)
+                                 min_size=2, max_size=6)
         stack.push_async_callback(db.close)
         bus = open_bus(s)
         await bus.start()
@@ -192,13 +204,15 @@ async def serve(config: dict, stop: asyncio.Event) -> None:
                        username=config["username"], password=config["password"], topics=ALARM_TOPICS,
                        store_rejects=False)
         tasks.append(asyncio.create_task(lane.run(), name="alarm-lane"))
+        server = None
         try:
             for event in (service.ready, lane.subscribed):
                 waiter = asyncio.ensure_future(event.wait())
                 await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 _raise_if_done(tasks)
-            _emit({"ready": f"{', '.join(ALARM_TOPICS)} as {lane_settings.mqtt_client_id}"})
+            server, port = await _start_api(s, db, config.get("http_port", s.alarm_http_port), tasks)
+            _emit({"ready": f"{', '.join(ALARM_TOPICS)} as {lane_settings.mqtt_client_id}", "http_port": port})
             stopper = asyncio.ensure_future(stop.wait())
             sent = None
             while not stop.is_set():
@@ -209,9 +223,38 @@ async def serve(config: dict, stop: asyncio.Event) -> None:
                     sent = counters
         finally:
             lane.stopping = True
+            if server is not None:
+                server.should_exit = True  # closes its listening socket, so a new process can bind the port
+                await asyncio.wait([t for t in tasks if t.get_name() == "api"], timeout=5)
+                await server.config.app.state.alarm_feed.close()
             for task in reversed(tasks):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn leaving the signals to this process's own handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+async def _start_api(s: Settings, db, port: int | None, tasks: list[asyncio.Task]):
+    """The assistance-centre API on ``port`` (None: one the OS picks); returns (server, port)."""
+    from accounts.config import AuthConfig
+    from api.alarm_app import create_alarm_app
+
+    sock = socket.socket(socket.AF_INET6 if ":" in s.http_host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((s.http_host, port or 0))
+    app = create_alarm_app(db=db, auth=AuthConfig.from_settings(s))
+    server = _ApiServer(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="api"))
+    while not server.started:
+        _raise_if_done(tasks)
+        await asyncio.sleep(0.02)
+    return server, sock.getsockname()[1]
 
 
 def _raise_if_done(tasks: list[asyncio.Task]) -> None:

@@ -86,6 +86,11 @@ class Runtime:
     def http_url(self) -> str:
         return f"http://{self.settings.http_host}:{self.settings.http_port}"
 
+    @property
+    def alarm_http_url(self) -> str:
+        """Where the operator stream is quickest: the alarm process's API when it runs, else the main one."""
+        return self.alarm_process.http_url if self.alarm_process is not None else self.http_url
+
     async def start(self) -> None:
         t0 = time.perf_counter()
         s = self.settings
@@ -198,7 +203,9 @@ class Runtime:
         self._stack.push_async_callback(self.alarm_process.stop)
         self._spawn(self.alarm_process.run(), "alarm-process")
         self.descriptions.append(f"alarms        process {self.alarm_process.pid}: lane {self.alarm_process.description},"
-                                 " escalation, supervision, assistance-centre queue")
+                                 " escalation, supervision")
+        self.descriptions.append(f"alarm API     {self.alarm_process.http_url}  (operator stream on the alarm"
+                                 " process's own loop)")
 
     async def _start_alarm_lane(self, s: Settings, user: str | None, password: str | None) -> None:
         """A second gateway on its own MQTT session reading only alarm-bearing topics, so an alarm is not
