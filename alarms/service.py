@@ -77,6 +77,8 @@ class AlarmService:
         # timers=False: only apply bus events (of ``types``, default all); the sweep, escalation and
         # supervision run in the one service that has them (another process's), never twice.
         self.timers, self.types = timers, types
+        self._quiet = asyncio.Event()  # set while no bus batch is being applied: escalations go then
+        self._quiet.set()
         self.ready = asyncio.Event()
         metrics.describe("vigil_alarm_events_total", "path", "device events applied to alarms, by path")
         metrics.describe("vigil_alarm_escalations_total", "", "escalation stages run by the timer")
@@ -95,8 +97,12 @@ class AlarmService:
 
     async def _consume(self) -> None:
         async for delivery in self.bus.consume(EVENTS, GROUP):
-            await retry_forever(self.handle, delivery.batch, what="applying events to alarms", log=log)
-            await delivery.commit()
+            self._quiet.clear()
+            try:
+                await retry_forever(self.handle, delivery.batch, what="applying events to alarms", log=log)
+                await delivery.commit()
+            finally:
+                self._quiet.set()
 
     async def _every(self, job, every_s: float) -> None:
         while True:
@@ -116,11 +122,17 @@ class AlarmService:
         return changed
 
     async def escalate(self) -> int:
-        """Run the escalation stages due now."""
+        """Run the escalation stages due now, one alarm per transaction, each after the bus batch being
+        applied (if any): a new alarm goes before the escalations of older ones."""
         total = 0
-        while n := await handler.escalate_due(self.db, self.config, self.clock()):
+        while due := await handler.due_alarms(self.db, self.clock()):
+            n = 0
+            for alarm_id in due:
+                await self._quiet.wait()
+                n += await handler.escalate_alarm(self.db, alarm_id, self.config, self.clock())
             total += n
-            await asyncio.sleep(0)  # let a waiting alarm transaction in between rounds
+            if not n:
+                break  # due but nothing to run (changed meanwhile): the next round looks again
         self.metrics.inc("vigil_alarm_escalations_total", by=total)
         return total
 
