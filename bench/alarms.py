@@ -203,7 +203,8 @@ async def run(args) -> dict:
         with scratch_database(admin_url) as db_url:
             runtime = Runtime(Settings(mqtt_url=broker.url, database_url=db_url, http_port=free_port(),
                                        data_dir=data_dir, mqtt_client_id=f"vigil-bench-{uuid.uuid4().hex[:8]}",
-                                       log_level="WARNING", alarm_process=not args.in_process), parts=frozenset(args.parts.split(",")))
+                                       log_level="WARNING", alarm_process=not args.in_process),
+                              parts=frozenset(args.parts.split(",")))
             ctx = mp.get_context("spawn")
             load = probe = None
             try:
@@ -223,9 +224,10 @@ async def run(args) -> dict:
                         raise RuntimeError(f"load publisher exited with {load.exitcode} before it was ready")
                     await asyncio.sleep(0.05)
                 parent, child = ctx.Pipe()
+                # Headline: the alarm process's stream when there is one; the main API's beside it.
+                apis = list(dict.fromkeys([runtime.alarm_http_url, runtime.http_url]))
                 probe = ctx.Process(target=_probe_main, daemon=True, args=(
-                    child, list(dict.fromkeys([runtime.alarm_http_url, runtime.http_url])), broker.url, kits, args.duration_s, args.seed, 0,
-                    _operator_token(runtime.settings)))
+                    child, apis, broker.url, kits, args.duration_s, args.seed, 0, _operator_token(runtime.settings)))
                 go.set()
                 stored0, t_load = runtime.metrics.get("vigil_storage_fixes_total"), time.monotonic()
                 await asyncio.sleep(3.0)  # the load reaches its pace before the first alarm

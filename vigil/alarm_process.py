@@ -10,8 +10,9 @@ stream (in whichever process serves it) wakes on the notification.
 The parent hands the settings over as one JSON line on the child's stdin and keeps that pipe open: the
 child stops when it reads end-of-file (the parent is gone, however it died) and, on Linux, also gets
 SIGTERM from the kernel then. The child writes JSON lines on stdout: ``{"ready": …}`` once it is
-subscribed, then its counters whenever they changed (the parent shows them at ``/metrics``). Its log goes to the
-parent's stderr. If the child dies, the parent logs it and starts a new one.
+subscribed and serves its API, then its counters whenever they change (the parent shows them at
+``/metrics``). Its log goes to the parent's stderr. If the child dies, the parent logs it and starts a
+new one.
 """
 
 from __future__ import annotations
@@ -181,8 +182,8 @@ async def serve(config: dict, stop: asyncio.Event) -> None:
     s = settings_from_json(config["settings"])
     metrics = Metrics()
     async with contextlib.AsyncExitStack() as stack:
-        db = await Database.open(config["database_url"], partitioning=s.partitioning, ahead_days=s.partitions_ahead_days,
-                                 min_size=2, max_size=6)
+        db = await Database.open(config["database_url"], partitioning=s.partitioning,
+                                 ahead_days=s.partitions_ahead_days, min_size=2, max_size=6)
         stack.push_async_callback(db.close)
         bus = open_bus(s)
         await bus.start()

@@ -202,8 +202,8 @@ class Runtime:
         await self.alarm_process.start()
         self._stack.push_async_callback(self.alarm_process.stop)
         self._spawn(self.alarm_process.run(), "alarm-process")
-        self.descriptions.append(f"alarms        process {self.alarm_process.pid}: lane {self.alarm_process.description},"
-                                 " escalation, supervision")
+        self.descriptions.append(f"alarms        process {self.alarm_process.pid}: lane"
+                                 f" {self.alarm_process.description}, escalation, supervision")
         self.descriptions.append(f"alarm API     {self.alarm_process.http_url}  (operator stream on the alarm"
                                  " process's own loop)")
 
