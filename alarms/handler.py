@@ -96,26 +96,26 @@ async def _insert_and_notify(conn: psycopg.AsyncConnection, alarm: Alarm, change
     return alarm
 
 
-async def escalate_due(db: Database, config: AlarmConfig, now: dt.datetime, limit: int = 10) -> int:
-    """Run the escalation stages due at ``now`` for up to ``limit`` alarms; returns how many escalated.
-    Small transactions: the alarm lock is released often, so new alarms never wait behind a wave of
-    escalations."""
-    async with db.connection() as conn, conn.pipeline(), conn.transaction():
+async def due_alarms(db: Database, now: dt.datetime, limit: int = 10) -> list[int]:
+    """Ids of alarms with an escalation stage due at ``now``, longest due first."""
+    async with db.connection() as conn:
         cur = await conn.execute("SELECT id FROM alarms WHERE next_step_at <= %s ORDER BY next_step_at LIMIT %s",
                                  (now, limit))
-        due = [r[0] for r in await cur.fetchall()]
-        if not due:
-            return 0
+        return [r[0] for r in await cur.fetchall()]
+
+
+async def escalate_alarm(db: Database, alarm_id: int, config: AlarmConfig, now: dt.datetime) -> bool:
+    """Run one alarm's stages due at ``now`` (judged again under the lock: an acknowledgement in between
+    stops it) in one transaction; True if a stage ran. One alarm per transaction: the alarm lock is
+    released after each, so a new alarm never waits behind a wave of escalations."""
+    async with db.connection() as conn, conn.pipeline(), conn.transaction():
         await store.lock(conn)
-        n = 0
-        for alarm_id in due:
-            before = await store.load(conn, alarm_id)
-            alarm, changes = await run_chain(conn, before, config, now)
-            if alarm != before:
-                await store.save(conn, alarm)
-                await store.audit(conn, alarm.id, changes, now)
-                n += bool(changes)
-        return n
+        before = await store.load(conn, alarm_id)
+        alarm, changes = await run_chain(conn, before, config, now)
+        if alarm != before:
+            await store.save(conn, alarm)
+            await store.audit(conn, alarm.id, changes, now)
+        return bool(changes)
 
 
 async def act(db: Database, alarm_id: int, action: Action, now: dt.datetime, *, owner: str | None = None) -> dict:

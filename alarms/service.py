@@ -38,6 +38,10 @@ SWEEP_MARGIN = dt.timedelta(minutes=5)
 LIVENESS_MARGIN = dt.timedelta(seconds=30)
 #: On a first start, events stored this long ago are still swept.
 FIRST_SWEEP = dt.timedelta(hours=1)
+#: Alarm-relevant device events that no alarm topic carries: the trip processor's crash detection
+#: publishes them on the main bus. Where the alarm lane runs in a process of its own, the main process
+#: applies only these from its bus (the rest reach the alarm process first, on its own MQTT session).
+OFF_LANE_TYPES = frozenset({"crash"})
 _RELEVANT_CODES = np.array(sorted(EVENT_CODE[t] for t in RELEVANT if t in EVENT_CODE), dtype=np.uint8)
 
 
@@ -67,27 +71,38 @@ def batch_events(batch: EventBatch) -> list[DeviceEvent]:
 class AlarmService:
     def __init__(self, *, db: Database, bus: Bus | None, metrics: Metrics, config: AlarmConfig = AlarmConfig(),
                  clock: Callable[[], dt.datetime] = _utcnow, tick_s: float = 0.25, sweep_s: float = 2.0,
-                 supervise_s: float = 10.0) -> None:
+                 supervise_s: float = 10.0, timers: bool = True, types: frozenset[str] | None = None) -> None:
         self.db, self.bus, self.metrics, self.config, self.clock = db, bus, metrics, config, clock
         self.tick_s, self.sweep_s, self.supervise_s = tick_s, sweep_s, supervise_s
+        # timers=False: only apply bus events (of ``types``, default all); the sweep, escalation and
+        # supervision run in the one service that has them (another process's), never twice.
+        self.timers, self.types = timers, types
+        self._quiet = asyncio.Event()  # set while no bus batch is being applied: escalations go then
+        self._quiet.set()
         self.ready = asyncio.Event()
         metrics.describe("vigil_alarm_events_total", "path", "device events applied to alarms, by path")
         metrics.describe("vigil_alarm_escalations_total", "", "escalation stages run by the timer")
         metrics.describe("vigil_alarm_supervision_total", "verdict", "supervision verdicts acted on")
 
     async def run(self) -> None:
-        await retry_forever(self.sweep, what="first alarm sweep", log=log)
+        loops = []
+        if self.timers:
+            await retry_forever(self.sweep, what="first alarm sweep", log=log)
+            loops = [self._every(self.escalate, self.tick_s), self._every(self.sweep, self.sweep_s),
+                     self._every(self.supervise, self.supervise_s)]
         self.ready.set()
-        loops = [self._every(self.escalate, self.tick_s), self._every(self.sweep, self.sweep_s),
-                 self._every(self.supervise, self.supervise_s)]
         if self.bus is not None:
             loops.append(self._consume())
         await asyncio.gather(*loops)
 
     async def _consume(self) -> None:
         async for delivery in self.bus.consume(EVENTS, GROUP):
-            await retry_forever(self.handle, delivery.batch, what="applying events to alarms", log=log)
-            await delivery.commit()
+            self._quiet.clear()
+            try:
+                await retry_forever(self.handle, delivery.batch, what="applying events to alarms", log=log)
+                await delivery.commit()
+            finally:
+                self._quiet.set()
 
     async def _every(self, job, every_s: float) -> None:
         while True:
@@ -100,16 +115,24 @@ class AlarmService:
     async def handle(self, batch: EventBatch) -> list[int]:
         """Apply one event batch; returns the ids of alarms changed."""
         events = batch_events(batch)
+        if self.types is not None:
+            events = [e for e in events if e.type in self.types]
         changed = await handler.apply_device_events(self.db, events, self.config, self.clock())
         self.metrics.inc("vigil_alarm_events_total", "bus", by=len(events))
         return changed
 
     async def escalate(self) -> int:
-        """Run the escalation stages due now."""
+        """Run the escalation stages due now, one alarm per transaction, each after the bus batch being
+        applied (if any): a new alarm goes before the escalations of older ones."""
         total = 0
-        while n := await handler.escalate_due(self.db, self.config, self.clock()):
+        while due := await handler.due_alarms(self.db, self.clock()):
+            n = 0
+            for alarm_id in due:
+                await self._quiet.wait()
+                n += await handler.escalate_alarm(self.db, alarm_id, self.config, self.clock())
             total += n
-            await asyncio.sleep(0)  # let a waiting alarm transaction in between rounds
+            if not n:
+                break  # due but nothing to run (changed meanwhile): the next round looks again
         self.metrics.inc("vigil_alarm_escalations_total", by=total)
         return total
 

@@ -6,7 +6,9 @@ ingest capacity, measured first with bench/ingest.py's end-to-end run (raw publi
 message) unless ``--capacity`` gives it. Meanwhile a probe process publishes ``--alarms`` water-leak
 events (one per home kit) at uniformly random instants over ``--duration-s`` and times, for each:
 
-- stream: publish → the ``raised`` event on ``GET /v1/operator/alarms/stream`` (SSE), the headline;
+- stream: publish → the ``raised`` event on ``GET /v1/operator/alarms/stream`` (SSE), the headline, read
+  from the alarm process's API when the runtime runs one (``VIGIL_ALARM_PROCESS``), else from the main API;
+- and the same stream from the main API (``main_api_stream``), which shares the ingest process's loop;
 - peer, MQTT: publish → receipt by a plain subscriber of the same topic (the broker's own floor);
 - peer, DB row: publish → ``alarms.raised_at`` (the alarm transaction's clock; commit comes just after);
 - and, to see where the time goes, publish → the gateway's receipt stamp (``device_events.received_at``).
@@ -84,15 +86,16 @@ def _operator_token(settings) -> str:
     return issue_access(AuthConfig.from_settings(settings), caller, now=dt.datetime.now(dt.timezone.utc))[0]
 
 
-def _probe_main(conn, http_url: str, mqtt_url: str, kits: list[str], duration_s: float, seed: int,
+def _probe_main(conn, http_urls: list[str], mqtt_url: str, kits: list[str], duration_s: float, seed: int,
                 cursor: int, token: str) -> None:
     try:
-        conn.send(("done", asyncio.run(_probe(conn, http_url, mqtt_url, kits, duration_s, seed, cursor, token))))
+        conn.send(("done", asyncio.run(_probe(conn, http_urls, mqtt_url, kits, duration_s, seed, cursor, token))))
     except BaseException as exc:  # noqa: BLE001 — reported to the parent
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
-async def _probe(conn, http_url, mqtt_url, kits, duration_s, seed, cursor, token) -> dict:
+async def _probe(conn, http_urls, mqtt_url, kits, duration_s, seed, cursor, token) -> dict:
+    """``http_urls``: the API whose stream is the headline, then optionally another one to compare."""
     import aiomqtt
     import httpx
 
@@ -101,15 +104,15 @@ async def _probe(conn, http_url, mqtt_url, kits, duration_s, seed, cursor, token
     host, port = parse_mqtt_url(mqtt_url)
     offsets = np.sort(np.random.default_rng(seed).uniform(0.0, duration_s, len(kits)))
     published: dict[str, float] = {}
-    streamed: dict[str, float] = {}
+    streams: list[dict[str, float]] = [{} for _ in http_urls]
     received: dict[str, float] = {}
-    ready = [asyncio.Event(), asyncio.Event()]
+    ready = [asyncio.Event() for _ in range(len(http_urls) + 1)]
 
-    async def read_stream() -> None:
+    async def read_stream(http_url: str, streamed: dict[str, float], connected: asyncio.Event) -> None:
         async with httpx.AsyncClient(timeout=None, headers={"Authorization": f"Bearer {token}"}) as client:
             async with client.stream("GET", f"{http_url}/v1/operator/alarms/stream?after={cursor}") as response:
                 response.raise_for_status()
-                ready[0].set()
+                connected.set()
                 async for line in response.aiter_lines():
                     if line.startswith("data: "):
                         t = time.time()
@@ -120,12 +123,13 @@ async def _probe(conn, http_url, mqtt_url, kits, duration_s, seed, cursor, token
     async def read_mqtt() -> None:
         async with aiomqtt.Client(host, port, identifier=f"bench-alarm-sub-{uuid.uuid4().hex[:6]}") as client:
             await client.subscribe("vigil/v1/home/+/event", qos=1)
-            ready[1].set()
+            ready[-1].set()
             async for message in client.messages:
                 t = time.time()
                 received.setdefault(json.loads(message.payload)["events"][0]["event_id"], t)
 
-    readers = [asyncio.create_task(read_stream()), asyncio.create_task(read_mqtt())]
+    readers = [asyncio.create_task(read_stream(u, d, e)) for u, d, e in zip(http_urls, streams, ready)]
+    readers.append(asyncio.create_task(read_mqtt()))
     await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 30)
     conn.send(("ready",))
     async with aiomqtt.Client(host, port, identifier=f"bench-alarm-pub-{uuid.uuid4().hex[:6]}") as client:
@@ -139,12 +143,12 @@ async def _probe(conn, http_url, mqtt_url, kits, duration_s, seed, cursor, token
             published[event_id] = now
             await client.publish(f"vigil/v1/home/{kit}/event", json.dumps(payload).encode(), qos=1)
     deadline = time.monotonic() + 30
-    while len(streamed) < len(kits) and time.monotonic() < deadline:
+    while min(map(len, streams)) < len(kits) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     for task in readers:
         task.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
-    return {"published": published, "streamed": streamed, "received": received}
+    return {"published": published, "streamed": streams[0], "other_streams": streams[1:], "received": received}
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -186,7 +190,7 @@ async def run(args) -> dict:
     from vigil.settings import Settings
 
     result: dict = {"alarms": args.alarms, "duration_s": args.duration_s, "load_share": args.load_share,
-                    "cpus": os.cpu_count(), "parts": args.parts}
+                    "cpus": os.cpu_count(), "parts": args.parts, "alarm_process": not args.in_process}
     with harness.mosquitto(20_000, 10_000_000) as broker, harness.postgres() as (admin_url, postmaster):
         capacity = args.capacity
         if capacity is None:
@@ -199,7 +203,8 @@ async def run(args) -> dict:
         with scratch_database(admin_url) as db_url:
             runtime = Runtime(Settings(mqtt_url=broker.url, database_url=db_url, http_port=free_port(),
                                        data_dir=data_dir, mqtt_client_id=f"vigil-bench-{uuid.uuid4().hex[:8]}",
-                                       log_level="WARNING"), parts=frozenset(args.parts.split(",")))
+                                       log_level="WARNING", alarm_process=not args.in_process),
+                              parts=frozenset(args.parts.split(",")))
             ctx = mp.get_context("spawn")
             load = probe = None
             try:
@@ -219,9 +224,10 @@ async def run(args) -> dict:
                         raise RuntimeError(f"load publisher exited with {load.exitcode} before it was ready")
                     await asyncio.sleep(0.05)
                 parent, child = ctx.Pipe()
+                # Headline: the alarm process's stream when there is one; the main API's beside it.
+                apis = list(dict.fromkeys([runtime.alarm_http_url, runtime.http_url]))
                 probe = ctx.Process(target=_probe_main, daemon=True, args=(
-                    child, runtime.http_url, broker.url, kits, args.duration_s, args.seed, 0,
-                    _operator_token(runtime.settings)))
+                    child, apis, broker.url, kits, args.duration_s, args.seed, 0, _operator_token(runtime.settings)))
                 go.set()
                 stored0, t_load = runtime.metrics.get("vigil_storage_fixes_total"), time.monotonic()
                 await asyncio.sleep(3.0)  # the load reaches its pace before the first alarm
@@ -249,8 +255,13 @@ async def run(args) -> dict:
     stream = _latencies_ms(published, probe_out["streamed"])
     result.update({
         "sent": len(published), "delivered": len(stream), **_stats(stream),
+        "stream_from": "alarm process API" if len(probe_out["other_streams"]) else "main API",
+        "main_api_stream": ({"delivered": len(probe_out["other_streams"][0]),
+                             **_stats(_latencies_ms(published, probe_out["other_streams"][0]))}
+                            if probe_out["other_streams"] else None),
         "peer_db_row": {"rows": len(rows), **_stats(_latencies_ms(published, rows))},
-        # Where the time goes: publish → the gateway's receipt stamp (broker + gateway inbox).
+        # Where the time goes: publish → the receipt stamp of the first stored copy (broker + inbox of the
+        # alarm lane, in the alarm process when there is one).
         "gateway_receipt": _stats(_latencies_ms(published, arrived)),
         "peer_mqtt_receipt": {"received": len(probe_out["received"]),
                               **_stats(_latencies_ms(published, probe_out["received"]))},
@@ -271,6 +282,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=6)
     p.add_argument("--parts", default="gateway,writer,trips,alarms,api",
                    help="runtime parts under test (diagnosis: leave out trips to see its share of the latency)")
+    p.add_argument("--in-process", action="store_true",
+                   help="alarm lane, service and stream in the main process (VIGIL_ALARM_PROCESS=0), as before issue 6")
     p.add_argument("--quick", action="store_true", help="200 alarms over 15 s")
     args = p.parse_args(argv)
     if args.quick:
@@ -286,6 +299,7 @@ def main(argv=None) -> None:
     print(f"alarms: {result['delivered']}/{result['sent']} on the operator stream; p50 {result['p50_ms']} ms,"
           f" p99 {result['p99_ms']} ms (target 100) under {result.get('load_achieved_fixes_per_s')} fixes/s"
           f" of load (target {result['load_target_fixes_per_s']}, capacity {result['capacity_fixes_per_s']})")
+    print(f"stream read from the {result['stream_from']}; main API stream: {result['main_api_stream']}")
     print(f"peer DB row: {result['peer_db_row']}")
     print(f"peer MQTT receipt: {result['peer_mqtt_receipt']}")
     print("RESULT " + json.dumps(result, separators=(",", ":")))

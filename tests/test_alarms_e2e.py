@@ -44,7 +44,8 @@ async def each_alarm_type(runtime, mqtt_url: str) -> None:
 
     op1, op2 = await logged_in(runtime, "op-1", "operator"), await logged_in(runtime, "op-2", "operator")
     home, pet = await logged_in(runtime, "cust-home"), await logged_in(runtime, "cust-pet")
-    async with StreamReader(runtime.http_url, op1) as stream:
+    # The alarm process's API when it runs (the main API's stream is read in test_alarm_process.py).
+    async with StreamReader(runtime.alarm_http_url, op1) as stream:
         t = NOW_MS
         await publish(mqtt_url, [
             home_event("kit-1", 1, t, "motion", "m-0"),  # disarmed: the household is home, no alarm

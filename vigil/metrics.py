@@ -12,6 +12,7 @@ class Metrics:
         self._counters: dict[str, Counter[str]] = {}
         self._help: dict[str, tuple[str, str]] = {}
         self._gauges: dict[str, float] = {}
+        self._mirrored: dict[str, dict[str, dict[str, int]]] = {}  # source → counters another process reported
 
     def describe(self, name: str, label: str, text: str, *, gauge: bool = False) -> None:
         self._help[name] = (label, text)
@@ -28,7 +29,22 @@ class Metrics:
         self._gauges[name] = value
 
     def get(self, name: str, value: str = "") -> int:
-        return self._counters.get(name, Counter())[value]
+        return self._counters.get(name, Counter())[value] + sum(
+            m.get(name, {}).get(value, 0) for m in self._mirrored.values())
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """This process's own counters, for another process to :meth:`mirror`."""
+        return {name: dict(c) for name, c in self._counters.items()}
+
+    def describes(self) -> dict[str, tuple[str, str]]:
+        return dict(self._help)
+
+    def mirror(self, source: str, counters: dict[str, dict[str, int]], described=None) -> None:
+        """Show the latest counters of another process (``source``, e.g. the alarm process) added to
+        this one's; a restarted source starts from zero again, which Prometheus reads as a reset."""
+        for name, (label, text) in (described or {}).items():
+            self._help.setdefault(name, (label, text))
+        self._mirrored[source] = counters
 
     def snapshot(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {name: dict(c) for name, c in self._counters.items()}
@@ -37,7 +53,11 @@ class Metrics:
 
     def render(self) -> str:
         lines = []
-        for name, counter in sorted(self._counters.items()):
+        totals = {name: Counter(c) for name, c in self._counters.items()}
+        for mirrored in self._mirrored.values():
+            for name, values in mirrored.items():
+                totals.setdefault(name, Counter()).update(values)
+        for name, counter in sorted(totals.items()):
             label, text = self._help.get(name, ("", name))
             lines.append(f"# HELP {name} {text}")
             lines.append(f"# TYPE {name} counter")

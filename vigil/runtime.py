@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from accounts.config import AuthConfig
-from alarms.service import ALARM_TOPICS, AlarmService
+from alarms.service import ALARM_TOPICS, OFF_LANE_TYPES, AlarmService
 from api.app import create_app
 from api.certificate_service import certificate_context
 from api.find_service import WalkGraph
@@ -31,6 +31,7 @@ from geofence.processor import GeofenceProcessor
 from notify import CHANNELS, Dispatcher, LoggingSender
 from storage import Database, EmbeddedPostgres
 from storage.consumer import StorageConsumer
+from vigil.alarm_process import AlarmProcess
 from vigil.broker import EmbeddedBroker
 from vigil.metrics import Metrics
 from vigil.retry import retry_forever
@@ -70,6 +71,7 @@ class Runtime:
     alarm_service: AlarmService | None = None
     alarm_lane: Gateway | None = None
     alarm_db: Database | None = None
+    alarm_process: AlarmProcess | None = None
     teltonika_port: int | None = None
     mqtt_credentials: tuple[str, str] | None = None
     startup_s: float = 0.0
@@ -83,6 +85,11 @@ class Runtime:
     @property
     def http_url(self) -> str:
         return f"http://{self.settings.http_host}:{self.settings.http_port}"
+
+    @property
+    def alarm_http_url(self) -> str:
+        """Where the operator stream is quickest: the alarm process's API when it runs, else the main one."""
+        return self.alarm_process.http_url if self.alarm_process is not None else self.http_url
 
     async def start(self) -> None:
         t0 = time.perf_counter()
@@ -138,7 +145,9 @@ class Runtime:
             dispatcher = Dispatcher(db=self.db, senders={c: LoggingSender(c) for c in CHANNELS})
             self._spawn(dispatcher.run(), "notify-dispatcher")
             self.descriptions.append("notify        sending queued notices (logging senders)")
-        if "alarms" in self.parts:
+        if "alarms" in self.parts and self._separate_alarms(s):
+            await self._start_off_lane_alarms(s)
+        elif "alarms" in self.parts:
             # Its own small pool: an alarm never waits for a connection behind the writer's COPYs.
             self.alarm_db = await Database.open(self.database_url, partitioning=s.partitioning, min_size=2, max_size=4)
             self._stack.push_async_callback(self.alarm_db.close)
@@ -154,7 +163,9 @@ class Runtime:
                                    username=user, password=password)
             self._spawn(self.gateway.run(), "gateway")
             await self._until(self.gateway.subscribed, self._tasks[-1], "gateway", timeout=30)
-            if s.alarm_lane:
+            if self._separate_alarms(s):
+                await self._start_alarm_process(s, user, password)
+            elif s.alarm_lane:
                 await self._start_alarm_lane(s, user, password)
             shared = " (shared subscription)" if s.mqtt_shared else ""
             self.descriptions.append(f"gateway       subscribed as {s.mqtt_client_id}{shared}")
@@ -166,6 +177,35 @@ class Runtime:
                 self.descriptions.append(f"Teltonika     TCP {s.http_host}:{self.teltonika_port}")
         if "api" in self.parts:
             await self._start_api(s)
+
+    def _separate_alarms(self, s: Settings) -> bool:
+        return s.alarm_process and s.alarm_lane and {"alarms", "gateway"} <= self.parts
+
+    async def _start_off_lane_alarms(self, s: Settings) -> None:
+        """With the alarm process: on the in-process bus, apply here only the alarm events no alarm topic
+        carries (the trip processor's crashes); timers, sweep and supervision run in the alarm process.
+        On Kafka the alarm process consumes the whole events topic itself."""
+        if s.kafka_bootstrap:
+            return
+        self.alarm_db = await Database.open(self.database_url, partitioning=s.partitioning, min_size=1, max_size=2)
+        self._stack.push_async_callback(self.alarm_db.close)
+        self.alarm_service = AlarmService(db=self.alarm_db, bus=self.bus, metrics=self.metrics,
+                                          config=s.alarm_config(), timers=False, types=OFF_LANE_TYPES)
+        self.bus.subscribe(EVENTS, "alarms")
+        self._spawn(self.alarm_service.run(), "alarm-service")
+        await self._until(self.alarm_service.ready, self._tasks[-1], "alarm service")
+
+    async def _start_alarm_process(self, s: Settings, user: str | None, password: str | None) -> None:
+        """The alarm lane and the alarm service (with every timer) in a child process of their own."""
+        self.alarm_process = AlarmProcess(settings=s, mqtt_url=self.mqtt_url, database_url=self.database_url,
+                                          username=user, password=password, metrics=self.metrics)
+        await self.alarm_process.start()
+        self._stack.push_async_callback(self.alarm_process.stop)
+        self._spawn(self.alarm_process.run(), "alarm-process")
+        self.descriptions.append(f"alarms        process {self.alarm_process.pid}: lane"
+                                 f" {self.alarm_process.description}, escalation, supervision")
+        self.descriptions.append(f"alarm API     {self.alarm_process.http_url}  (operator stream on the alarm"
+                                 " process's own loop)")
 
     async def _start_alarm_lane(self, s: Settings, user: str | None, password: str | None) -> None:
         """A second gateway on its own MQTT session reading only alarm-bearing topics, so an alarm is not

@@ -95,6 +95,12 @@ class Settings:
     alarm_offline_car_s: int = 172_800
     # A second MQTT session for alarm-bearing topics only, so alarms never queue behind fixes.
     alarm_lane: bool = True
+    # The alarm lane, alarm service and its timers in a child process with its own event loop (issue 6:
+    # under ingest load, the shared loop delayed alarms by hundreds of ms). Off: all in this process.
+    alarm_process: bool = True
+    # Port of the alarm process's assistance-centre API (operator stream, queue, actions: the main API's
+    # alarm routes on the alarm process's own event loop); None: one the OS picks, kept across restarts.
+    alarm_http_port: int | None = None
     # How often the supervision scan looks for silent devices and low batteries.
     alarm_supervision_every_s: int = 10
 
