@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Callable
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from accounts.config import AuthConfig
 from alarms.feed import AlarmFeed
@@ -29,6 +30,11 @@ def create_alarm_app(*, db: Database, auth: AuthConfig, now: Callable[[], dt.dat
     app.state.db, app.state.auth, app.state.now = db, auth, now
     app.state.alarm_feed = AlarmFeed(db)
     problems.install(app)
+    # The console page is served by the main API (another port, so another origin) and reads the queue
+    # and stream here. Any origin may call: every route wants a bearer token the page sends itself, never
+    # a cookie, so a foreign page without the token gets the same 401 it would get from curl.
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_credentials=False,
+                       allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type", "Last-Event-ID"])
     app.include_router(alarms.router)
     app.include_router(alarms_customer.router)
 

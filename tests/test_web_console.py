@@ -34,7 +34,11 @@ async def test_operator_acknowledges_and_resolves_a_water_leak(mqtt_url, databas
     await add_account(db, "olga", role="operator")
     await put_profile(db, BOB, actor="olga", now=T0)
 
+    assert runtime.alarm_process is not None, "the default layout runs the alarm path in its own process"
+    alarm_port = runtime.alarm_process.http_port
     async with browser_page() as page:
+        alarm_requests: list[str] = []
+        page.on("request", lambda r: alarm_requests.append(r.url) if "/v1/operator/" in r.url else None)
         await page.goto(f"{runtime.http_url}/console")
         await page.get_by_label("Operator", exact=True).fill("olga")
         await page.get_by_label("Password", exact=True).fill(PASSWORD)
@@ -56,6 +60,10 @@ async def test_operator_acknowledges_and_resolves_a_water_leak(mqtt_url, databas
         await row.wait_for(timeout=30_000)  # pushed by the stream (the fallback poll is 15 s)
         await sos.wait_for(timeout=30_000)
         assert await queue.count() == 2
+        # The queue and the live stream come from the alarm process's API (its own port, cross-origin).
+        assert any(u.startswith(f"http://{runtime.settings.http_host}:{alarm_port}/v1/operator/alarms/stream")
+                   for u in alarm_requests), alarm_requests
+        assert all(f":{alarm_port}/" in u for u in alarm_requests), alarm_requests
         text = await row.inner_text()
         assert "major" in text and "kit-1 · kitchen" in text and "Bob Berg" in text
         assert await row.locator("td.customer .address").inner_text() == "Fabianinkatu 12 A 3, 00100 Helsinki"

@@ -280,6 +280,8 @@ class Runtime:
                          walk_graph=self.walk_graph, walk_speed_kmh=s.walk_speed_kmh,
                          auth=AuthConfig.from_settings(s))
         self._stack.push_async_callback(app.state.alarm_feed.close)
+        if self.alarm_process is not None:
+            app.state.alarm_api_port = self.alarm_process.http_port  # kept across the child's restarts
         config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", lifespan="off")
         self._api = _ApiServer(config)
         self._spawn(self._api.serve(), "api")

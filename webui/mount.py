@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -41,6 +41,12 @@ def install(app: FastAPI) -> None:
     @app.get("/console", include_in_schema=False)
     async def console() -> FileResponse:
         return FileResponse(PAGES / "console.html")
+
+    @app.get("/console/config.json", include_in_schema=False)
+    async def console_config(request: Request) -> dict:
+        # The port of the alarm process's API (vigil/alarm_process.py), when one runs: the console reads
+        # its queue and stream there, off the main process's busy event loop. Same host as the page.
+        return {"alarm_api_port": getattr(request.app.state, "alarm_api_port", None)}
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:

@@ -12,6 +12,17 @@ let account = null;
 let queue = [];
 let selected = null;   // alarm id
 let refetch = null;
+let alarmBase = "";   // the alarm process's API (same host, its own port) when the server runs one
+
+// Queue, alarm and customer-history routes go to the alarm process when there is one: its event loop
+// does not wait behind ingest, so new alarms show up at once under load.
+const alarms = (path) => alarmBase + path;
+
+async function findAlarmApi() {
+  const r = await fetch("/console/config.json").catch(() => null);
+  const port = r && r.ok ? (await r.json()).alarm_api_port : null;
+  alarmBase = port ? `${location.protocol}//${location.hostname}:${port}` : "";
+}
 
 function fail(err) { say(status, err.message, "error"); }
 
@@ -24,10 +35,11 @@ async function start() {
   $("who").hidden = false;
   $("who-name").textContent = account.username;
   map.loadRoads();
+  await findAlarmApi();
   await loadQueue();
   const ctl = new AbortController();
   $("live").textContent = "live";
-  api.stream("/v1/operator/alarms/stream", () => {
+  api.stream(alarms("/v1/operator/alarms/stream"), () => {
     clearTimeout(refetch);
     refetch = setTimeout(() => loadQueue().catch(fail), 150);  // a burst of events: one refetch
   }, ctl.signal);
@@ -36,7 +48,7 @@ async function start() {
 }
 
 async function loadQueue() {
-  try { queue = await api.get("/v1/operator/alarms?limit=200"); }
+  try { queue = await api.get(alarms("/v1/operator/alarms?limit=200")); }
   catch (err) {
     if (err.status === 404) err.message = "The alarm service is not available on this server.";
     throw err;
@@ -90,7 +102,7 @@ async function select(id) {
 }
 
 async function showDetail(id) {
-  const a = await api.get(`/v1/operator/alarms/${id}`);
+  const a = await api.get(alarms(`/v1/operator/alarms/${id}`));
   $("detail").hidden = false;
   $("h-detail").textContent = `Alarm ${a.id}: ${a.type.replaceAll("_", " ")} (${a.severity})`;
   const facts = [["Device", `${a.device_id} (${a.kind})${a.sensor ? ", sensor " + a.sensor : ""}`], ["Customer", a.customer_name ? `${a.customer_name} (${a.owner})` : a.owner ?? "—"],
@@ -106,7 +118,7 @@ async function showDetail(id) {
 
 // Who to call, in order, and where to send help: the customer's profile and devices.
 async function showCustomer(owner) {
-  const c = owner ? await api.get(`/v1/operator/customers/${encodeURIComponent(owner)}/alarms?limit=1`).catch(() => null) : null;
+  const c = owner ? await api.get(alarms(`/v1/operator/customers/${encodeURIComponent(owner)}/alarms?limit=1`)).catch(() => null) : null;
   const p = c?.profile;
   $("customer-none").hidden = Boolean(p);
   $("customer-profile").hidden = !p;
@@ -147,7 +159,7 @@ async function showPosition(a) {
 async function act(path, body = {}) {
   if (selected === null) return;
   try {
-    await api.post(`/v1/operator/alarms/${selected}/${path}`, { operator: account.username, ...body });
+    await api.post(alarms(`/v1/operator/alarms/${selected}/${path}`), { operator: account.username, ...body });
     await loadQueue();
     say(status, `Alarm ${path === "notes" ? "note added" : path.replace(/e?$/, "ed")}.`, "ok");
   } catch (err) { fail(err); }
