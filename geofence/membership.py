@@ -11,7 +11,10 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
+from geofence.edges import outside_segment_hits
 from geofence.frames import arc_from_centre, east_north, ecef
+from geofence.raster import EDGE as EDGE_CELL
+from geofence.raster import IN as IN_CELL
 from geofence.shapes import CIRCLE, M_PER_DEG_LAT, M_PER_DEG_LON, FenceSet, lonlat_boxes, wrap_lon
 
 
@@ -163,17 +166,17 @@ def evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.ndarray, n
         usual = ((np.abs(margin - fs.outer0_m[pf]) <= 1e-9) & (fs.outer0_m[pf] > _SURE_M)
                  & (inner > 0) & (inner <= fs.inner0_m[pf] + 1e-9) & (fs.inner0_m[pf] > _SURE_M))
         u = p[usual]
-        uf = fence[u]
-        out_box = _polygon_frame(fs, uf, east[u], north[u])
-        g = np.flatnonzero(out_box <= margin_m[u])
-        rho = np.hypot(east[u[g]], north[u[g]])
-        sure = rho < fs.sure_in_m[uf[g]]
-        near[u[g[sure]]] = deep[u[g[sure]]] = True
-        g = g[~sure & (rho <= fs.sure_out_m[uf[g]])]
-        in_g = shapely.contains_xy(fs.grown[uf[g]], east[u[g]], north[u[g]])
-        near[u[g]] = in_g
-        s = g[in_g & (out_box[g] == 0)]
-        deep[u[s]] = shapely.contains_xy(fs.shrunk[uf[s]], east[u[s]], north[u[s]])
+        uf, eu, nu = fence[u], east[u], north[u]
+        code = fs.rasters.lookup(uf, eu, nu)
+        in_g = (code & 3) == IN_CELL
+        a = np.flatnonzero((code & 3) == EDGE_CELL)
+        in_g[a] = shapely.contains_xy(fs.grown[uf[a]], eu[a], nu[a])
+        near[u] = in_g
+        code >>= 2
+        in_s = in_g & (code == IN_CELL)
+        b = np.flatnonzero(in_g & (code == EDGE_CELL))
+        in_s[b] = shapely.contains_xy(fs.shrunk[uf[b]], eu[b], nu[b])
+        deep[u] = in_s
         o = p[~usual]
         if len(o):
             d, ins, _, _ = pair_distance(fs, fence[o], xyz[o], margin_m[o], inner_m[o])
@@ -203,10 +206,13 @@ def beyond(fs: FenceSet, fence, xyz, margin_m, east, north) -> np.ndarray:
         close = ~far
         at0 = (np.abs(margin - fs.outer0_m[pf]) <= 1e-9) & (fs.outer0_m[pf] > _SURE_M)
         usual = close & at0
-        gone = usual & (np.hypot(east[p], north[p]) > fs.sure_out_m[pf])     # outside the grown one
-        out[p[gone]] = True
-        u = np.flatnonzero(usual & ~gone)
-        out[p[u]] = ~shapely.contains_xy(fs.grown[pf[u]], east[p[u]], north[p[u]])
+        u = np.flatnonzero(usual)
+        pu = p[u]
+        code = fs.rasters.lookup(pf[u], east[pu], north[pu]) & 3
+        a = np.flatnonzero(code == EDGE_CELL)
+        inside = code == IN_CELL
+        inside[a] = shapely.contains_xy(fs.grown[pf[u[a]]], east[pu[a]], north[pu[a]])
+        out[pu] = ~inside
         o = p[close & ~at0]
         if len(o):
             out[o] = pair_distance(fs, fence[o], xyz[o], margin_m[o], np.full(len(o), np.inf))[0] > margin_m[o]
@@ -267,23 +273,29 @@ def segment_reaches(fs: FenceSet, fence, ea, na, eb, nb) -> np.ndarray:
     return ok
 
 
-def segment_hits(fs: FenceSet, fence, ea, na, eb, nb, reached: bool = False) -> np.ndarray:
+def segment_hits(fs: FenceSet, fence, ea, na, eb, nb, reached: bool = False, ends_outside: bool = False
+                 ) -> np.ndarray:
     """Per pair: does the straight segment a→b (frame metres of ``fence``) meet the fence?
 
     ``reached=True``: every pair already passed :func:`segment_reaches`, so only polygons need more work.
+    ``ends_outside=True``: both ends are known to be outside the fence, so polygons are tested edge by edge
+    (:func:`geofence.edges.outside_segment_hits`) rather than by shapely.
     """
     hit = np.ones(len(fence), bool) if reached else segment_reaches(fs, fence, ea, na, eb, nb)
     p = np.flatnonzero(hit & (fs.kind[fence] != CIRCLE))
     if len(p):
         # The segment's closest approach to the frame origin: within sure_in_m it enters the polygon,
-        # beyond sure_out_m it misses it; only the rest ask shapely.
+        # beyond sure_out_m it misses it; only the rest need the exact test.
         pf = fence[p]
         reach = _closest_to_origin(ea[p], na[p], eb[p], nb[p])
         sure_in, sure_out = reach < fs.sure_in_m[pf], reach > fs.sure_out_m[pf]
         hit[p[sure_out]] = False
         p = p[~sure_in & ~sure_out]
-        coords = np.stack([np.column_stack([ea[p], na[p]]), np.column_stack([eb[p], nb[p]])], axis=1)
-        hit[p] = shapely.intersects(shapely.linestrings(coords), fs.shape[fence[p]])
+        if ends_outside:
+            hit[p] = outside_segment_hits(fs.edges, fs.shape, fence[p], ea[p], na[p], eb[p], nb[p])
+        else:
+            coords = np.stack([np.column_stack([ea[p], na[p]]), np.column_stack([eb[p], nb[p]])], axis=1)
+            hit[p] = shapely.intersects(shapely.linestrings(coords), fs.shape[fence[p]])
     return hit
 
 

@@ -337,5 +337,5 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys):
     ok = segment_reaches(fs, f, ea, na, eb, nb)
     ok[ok] = beyond(fs, f[ok], xyz_a[ok], _margin(fs, f[ok], e_acc[r[ok] - 1]), ea[ok], na[ok])
     r, f, ea, na, eb, nb = (v[ok] for v in (r, f, ea, na, eb, nb))
-    hit = segment_hits(fs, f, ea, na, eb, nb, reached=True)
+    hit = segment_hits(fs, f, ea, na, eb, nb, reached=True, ends_outside=True)
     return r[hit], f[hit]
