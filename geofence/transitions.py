@@ -111,7 +111,8 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     e_start = starts + ctx_before
     e_len = np.diff(np.append(starts, n)) + has
     m = n + len(ci)
-    if m == 2 * n and G == n:          # the usual batch: one fix per known device, context and fix alternate
+    alternating = m == 2 * n and G == n      # the usual batch: one fix per known device, context and fix alternate
+    if alternating:
         new_pos, ctx_pos = slice(1, m, 2), slice(0, m, 2)
     else:
         new_pos = np.arange(n) + ctx_before[np.cumsum(first_of) - 1] + has[np.cumsum(first_of) - 1]
@@ -154,7 +155,8 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     p_fix, p_fence = g_row[near], g_fence[near]
     deep = deep[near]
     p_obs = np.where(g_poor[near], HOLD, np.where(deep, IN, BAND)).astype(np.int8)
-    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, np.sort(p_fix * nf + p_fence))
+    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, np.sort(p_fix * nf + p_fence),
+                              alternating)
 
     # Keys: state rows of these devices (fences still defined), near pairs, cross pairs.
     s_found, s_grp = rank(state.key_device)
@@ -164,8 +166,9 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     sk_live, sk_f, sk_grp = sk[live], sk_f[live], s_grp[sk[live]]
     k_grp = np.concatenate([sk_grp, e_grp[p_fix], e_grp[c_row]])
     k_fidx = np.concatenate([sk_f, p_fence, c_fence])
-    comp, first = np.unique(k_grp * nf + k_fidx, return_index=True)
+    comp, first, key_of = np.unique(k_grp * nf + k_fidx, return_index=True, return_inverse=True)
     k_grp, k_fidx = k_grp[first], k_fidx[first]
+    ns, npf = len(sk_grp), len(p_fix)
     k_dev = ub[k_grp]
     K = len(comp)
     side = np.where(has[k_grp], OUT, UNKNOWN).astype(np.int8)
@@ -173,7 +176,7 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     since = np.zeros(K, np.int64)
     cnt = np.zeros(K, np.int64)
     if len(sk_live):
-        at = np.searchsorted(comp, sk_grp * nf + sk_f)
+        at = key_of[:ns]
         side[at], pend[at] = state.side[sk_live], state.pending[sk_live]
         since[at], cnt[at] = state.pending_since_ms[sk_live], state.pending_count[sk_live]
 
@@ -186,13 +189,12 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     obs = np.where(fs.af_on[fk] & (e_acc[flat_row] > fs.max_accuracy_m[fk]), HOLD, OUT).astype(np.int8)
     obs[e_ctx[flat_row]] = HOLD
 
-    def pos_of(rows, fences):
-        k = np.searchsorted(comp, e_grp[rows] * nf + fences)
+    def pos_of(rows, k):
         return off[k] + rows - lo[k]
 
-    obs[pos_of(p_fix, p_fence)] = p_obs
+    obs[pos_of(p_fix, key_of[ns:ns + npf])] = p_obs
     cross = np.zeros(off[-1], bool)
-    cross[pos_of(c_row, c_fence)] = True
+    cross[pos_of(c_row, key_of[ns + npf:])] = True
 
     need = np.where(fs.af_on[k_fidx], fs.min_fixes[k_fidx], 1) if len(fs) else np.ones(K, np.int64)
     dwell = np.where(fs.af_on[k_fidx], fs.min_dwell_ms[k_fidx], 0) if len(fs) else np.zeros(K, np.int64)
@@ -292,7 +294,7 @@ def _xyz(lat, lon, rows) -> np.ndarray:
     return ecef(lat[rows], lon[rows]).reshape(-1, 3)
 
 
-def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys):
+def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternating=False):
     """(row, fence index) of ``cross`` events-to-be: the segment from the device's previous fix meets a fence
     while both fixes are clearly outside it (beyond the anti-flap margin, so jitter around a parked car
     never crosses). Candidates: short segments' midpoints in ``fs.seg_grid``, longer ones by box (see
@@ -300,21 +302,33 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys):
 
     ``near_keys``: sorted ``row * max(len(fs), 1) + fence`` of the evidence pairs that are near (inside or
     within the margin). A segment ends at a new fix, whose evidence covers every fence within its margin,
-    so its end is beyond the margin exactly when its pair is not among them."""
+    so its end is beyond the margin exactly when its pair is not among them. ``alternating``: the stream is
+    (previous fix, new fix) per device, one new fix each."""
     if len(fs) == 0:
         return _NONE, _NONE
-    seg = np.flatnonzero((e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= config.cross_max_gap_ms)) + 1
-    la, lb, oa, ob = e_lat[seg - 1], e_lat[seg], e_lon[seg - 1], e_lon[seg]
+    gap = config.cross_max_gap_ms
+    if alternating:                    # the usual batch: rows 2i (previous fix) and 2i + 1 (new fix), views
+        seg = np.arange(1, len(e_dev), 2)
+        ok = e_ts[1::2] - e_ts[0::2] <= gap
+        la, lb, oa, ob = e_lat[0::2], e_lat[1::2], e_lon[0::2], e_lon[1::2]
+    else:
+        seg = np.flatnonzero((e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= gap)) + 1
+        ok = np.ones(len(seg), bool)
+        la, lb, oa, ob = e_lat[seg - 1], e_lat[seg], e_lon[seg - 1], e_lon[seg]
     dlat, dlon = lb - la, wrap_lon(ob - oa)
-    cos_low = np.cos(np.radians(np.minimum(np.abs(la), np.abs(lb))))   # at the end nearer the equator
+    # Cosine at the end nearer the equator, over-estimated: single precision is ample for these prefilters,
+    # which only need an upper bound of the segment's length in metres.
+    cos_low = np.cos(np.radians(np.minimum(np.abs(la), np.abs(lb)).astype(np.float32))) * np.float32(1 + 1e-5)
     # Both ends beyond the margin and a path through the fence: at least twice the smallest margin long.
     # An equirectangular over-estimate of the length (1 % generous) never says no wrongly.
     shortest = 2.0 * float(fs.outer0_m.min())
     if shortest > 0:
         dx = np.abs(dlon) * cos_low
-        long = (dx * dx + dlat * dlat) * (111_700.0 * 1.01) ** 2 >= shortest * shortest
-        keep = np.flatnonzero(long)
+        ok &= (dx * dx + dlat * dlat) * (111_700.0 * 1.01) ** 2 >= shortest * shortest
+    if not ok.all():
+        keep = np.flatnonzero(ok)
         seg, la, lb, oa, dlon, cos_low = (v[keep] for v in (seg, la, lb, oa, dlon, cos_low))
+    cos_low = np.minimum(cos_low.astype(float), 1.0)
     if len(seg) == 0:
         return _NONE, _NONE
     lat_lo, lat_hi = np.minimum(la, lb), np.maximum(la, lb)
