@@ -85,8 +85,11 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     ts = _col(fixes, "ts_ms", np.int64)
     lat, lon = _col(fixes, "lat", float), _col(fixes, "lon", float)
     acc = _col(fixes, "accuracy_m", float)
-    if len(dev) > 1 and ((np.diff(dev) < 0) | ((np.diff(dev) == 0) & (np.diff(ts) < 0))).any():
-        raise RejectedInput("unsorted_fixes", "fixes must be sorted by (device, ts_ms)")
+    if len(dev) > 1:
+        step_dev = np.diff(dev)
+        same = np.flatnonzero(step_dev == 0)          # usually none: one fix per device
+        if (step_dev < 0).any() or (ts[same + 1] < ts[same]).any():
+            raise RejectedInput("unsorted_fixes", "fixes must be sorted by (device, ts_ms)")
     known, sd = _member(state.device, dev)
     if known.any():
         fresh = ~known | (ts > state.last_ts[sd])
@@ -125,7 +128,7 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
         return out
 
     e_dev = stream(dev, ctx_dev)
-    e_grp = np.repeat(np.arange(G), e_len)
+    e_grp = np.arange(m) >> 1 if alternating else np.repeat(np.arange(G), e_len)
     e_ts = stream(ts, state.last_ts[ci])
     e_lat, e_lon = stream(lat, state.last_lat[ci]), stream(lon, state.last_lon[ci])
     e_acc = stream(acc, state.last_acc[ci])
