@@ -147,26 +147,24 @@ def evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.ndarray, n
 
     The same answers as :func:`pair_distance` (``d <= margin_m``; inside and ``d <= -inner_m``) with fewer
     polygon tests in the usual case (``margin_m`` = ``outer0_m``, ``inner_m`` = ``inner0_m``): a point outside
-    the pre-grown polygon is neither; inside it, it is near, and deep if inside the pre-shrunk one. Points
-    within ``sure_in_m`` of the frame origin are both, beyond ``sure_out_m`` neither, with no test at all.
+    the pre-grown polygon is neither; inside it, it is near, and deep if inside the pre-shrunk one. Both come
+    from the polygon's raster (:mod:`geofence.raster`) except in its boundary cells, which ask shapely.
+    Circles compare the chord to the thresholds first (see :func:`_circle_evidence`).
     """
     k = len(fence)
     near, deep = np.zeros(k, bool), np.zeros(k, bool)
-    par = fs.frame[fence]
-    east, north = east_north(par, xyz)
     circ = fs.kind[fence] == CIRCLE
     c = np.flatnonzero(circ)
     if len(c):
-        d = arc_from_centre(par[c], xyz[c], east[c], north[c]) - fs.radius_m[fence[c]]
-        near[c] = d <= margin_m[c]
-        deep[c] = (d <= 0) & (d <= -inner_m[c])
+        near[c], deep[c] = _circle_evidence(fs, fence[c], xyz[c], margin_m[c], inner_m[c])
     p = np.flatnonzero(~circ)
     if len(p):
         pf, margin, inner = fence[p], margin_m[p], inner_m[p]
         usual = ((np.abs(margin - fs.outer0_m[pf]) <= 1e-9) & (fs.outer0_m[pf] > _SURE_M)
                  & (inner > 0) & (inner <= fs.inner0_m[pf] + 1e-9) & (fs.inner0_m[pf] > _SURE_M))
         u = p[usual]
-        uf, eu, nu = fence[u], east[u], north[u]
+        uf = fence[u]
+        eu, nu = east_north(fs.frame[uf], xyz[u])
         code = fs.rasters.lookup(uf, eu, nu)
         in_g = (code & 3) == IN_CELL
         a = np.flatnonzero((code & 3) == EDGE_CELL)
@@ -185,11 +183,37 @@ def evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.ndarray, n
     return near, deep
 
 
+_ARC_K = 1.0 / (20.0 * 6.3e6 ** 2)   # arc <= chord (1 + chord² K) for chords up to _ARC_CHORD_M (M >= 6.33e6 m)
+_ARC_CHORD_M = 1e5
+
+
+def _circle_evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`evidence` for circles. The arc from the centre is at least the ECEF chord and exceeds it by a
+    relative ``chord² K`` at most, so the chord settles every pair but those within that (sub-millimetre)
+    band of a threshold; only those compute the arc."""
+    par = fs.frame[fence]
+    dv = xyz - par[:, :3]
+    chord = np.sqrt(np.einsum("ij,ij->i", dv, dv))
+    radius = fs.radius_m[fence]
+    slack = 1e-9 * (chord + radius) + 1e-9
+    lo = chord - radius - slack
+    hi = np.where(chord <= _ARC_CHORD_M, chord * (1.0 + chord * chord * _ARC_K), np.inf) - radius + slack
+    deep_at = np.minimum(0.0, -inner_m)
+    near, deep = hi <= margin_m, hi <= deep_at
+    a = np.flatnonzero(((lo <= margin_m) & ~near) | ((lo <= deep_at) & ~deep))
+    if len(a):
+        east, north = east_north(par[a], xyz[a])
+        d = arc_from_centre(par[a], xyz[a], east, north) - radius[a]
+        near[a] = d <= margin_m[a]
+        deep[a] = (d <= 0) & (d <= -inner_m[a])
+    return near, deep
+
+
 def beyond(fs: FenceSet, fence, xyz, margin_m, east, north) -> np.ndarray:
     """Per pair: is the point farther than ``margin_m`` outside the fence (``pair_distance`` d > margin)?
 
     ``east``/``north``: the point in the fence's frame. With the usual margin (``outer0_m``) a polygon asks
-    only its pre-grown shape, and not even that beyond ``sure_out_m``.
+    only its pre-grown shape: its raster, and shapely in the raster's boundary cells.
     """
     out = np.zeros(len(fence), bool)
     circ = fs.kind[fence] == CIRCLE
