@@ -21,7 +21,7 @@ import shapely
 OUT, IN, EDGE = 0, 1, 2
 EPS = 1e-6                    # cells: the clearance an inside/outside cell keeps from every edge
 BUDGET_CELLS = 1 << 25        # cells of all rasters together (1 byte each): 32 MB
-MAX_SIZE = 64
+MAX_SIZE = 80
 _CHUNK = 1 << 16              # cells tallied at once while building (small: the int64 tally stays in cache)
 
 
