@@ -132,8 +132,6 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     e_ts = stream(ts, state.last_ts[ci])
     e_lat, e_lon = stream(lat, state.last_lat[ci]), stream(lon, state.last_lon[ci])
     e_acc = stream(acc, state.last_acc[ci])
-    e_ctx = np.ones(m, bool)
-    e_ctx[new_pos] = False
     rank = _finder(ub)
     nf = max(len(fs), 1)
 
@@ -184,13 +182,13 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
         since[at], cnt[at] = state.pending_since_ms[sk_live], state.pending_count[sk_live]
 
     # Flattened (key, fix of its device) evidence: out by default, then the near pairs and crosses.
-    lo, L = e_start[k_grp], e_len[k_grp]
+    # Context rows would be HOLD (no evidence): only each device's new fixes are laid out.
+    lo, L = e_start[k_grp] + has[k_grp], e_len[k_grp] - has[k_grp]
     off = np.concatenate([[0], np.cumsum(L)])
     flat_key = np.repeat(np.arange(K), L)
     flat_row = np.repeat(lo - off[:-1], L) + np.arange(off[-1])
     fk = k_fidx[flat_key]
     obs = np.where(fs.af_on[fk] & (e_acc[flat_row] > fs.max_accuracy_m[fk]), HOLD, OUT).astype(np.int8)
-    obs[e_ctx[flat_row]] = HOLD
 
     def pos_of(rows, k):
         return off[k] + rows - lo[k]
