@@ -44,8 +44,9 @@ class _Level:
         j -= j0
         if j0 + cols > self.n_lon:        # the window wraps round ±180
             j %= self.n_lon
-        ok = i.view(np.uint64) < rows      # negative offsets become huge: one test per bound pair
-        ok &= j.view(np.uint64) < cols
+        unsigned = np.uint32 if i.dtype == np.int32 else np.uint64
+        ok = i.view(unsigned) < rows      # negative offsets become huge: one test per bound pair
+        ok &= j.view(unsigned) < cols
         i *= cols
         i += j
         return self.table[np.where(ok, i, rows * cols)]
@@ -68,7 +69,7 @@ class _Level:
 
     def lookup(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Index into ``keys`` of cells (row ``i``, column ``j`` mod n_lon), -1 where empty."""
-        j = j % self.n_lon
+        i, j = i.astype(np.int64), j.astype(np.int64) % self.n_lon      # keys exceed int32
         if self.window:
             i0, j0, rows, cols = self.window
             i -= i0
@@ -128,12 +129,13 @@ class GridIndex:
         inv = 1.0 / self.levels[0].cell_deg
         x = lat + 90.0
         x *= inv
-        i0 = np.floor(x, out=x).astype(np.int64)
+        # int32 cells (at most 360 / 2**-12 per axis) halve the memory traffic of the lookups.
+        i0 = np.floor(x, out=x).astype(np.int32)
         x = lon + 180.0
         if len(x) and (x.min() < 0.0 or x.max() >= 360.0):
             x %= 360.0
         x *= inv
-        j0 = np.floor(x, out=x).astype(np.int64)
+        j0 = np.floor(x, out=x).astype(np.int32)
         for lv in self.levels:
             if lv.shift < 0:
                 slot = lv.slots(lat, lon)
