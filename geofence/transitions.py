@@ -152,12 +152,16 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     g_margin = _margin(fs, g_fence, e_acc[g_row])
     g_inner = np.minimum(g_margin, fs.inner_cap_m[g_fence])
     near, deep = evidence(fs, g_fence, _xyz(e_lat, e_lon, g_row), g_margin, g_inner)
-    g_poor = af & (e_acc[g_row] > fs.max_accuracy_m[g_fence])
+    # A fix too poor for some fence is rare: the per-pair tests are skipped when no fix is worse than the
+    # smallest max_accuracy_m of the fences with anti-flap.
+    worst_ok = float(fs.max_accuracy_m[fs.af_on].min()) if fs.af_on.any() else np.inf
+    any_poor = bool((e_acc > worst_ok).any())
+    g_poor = af & (e_acc[g_row] > fs.max_accuracy_m[g_fence]) if any_poor else np.zeros(len(g_row), bool)
     p_fix, p_fence = g_row[near], g_fence[near]
     deep = deep[near]
     p_obs = np.where(g_poor[near], HOLD, np.where(deep, IN, BAND)).astype(np.int8)
     c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, np.sort(p_fix * nf + p_fence),
-                              alternating)
+                              alternating, any_poor)
 
     # Keys: state rows of these devices (fences still defined), near pairs, cross pairs.
     s_found, s_grp = rank(state.key_device)
@@ -188,7 +192,10 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     flat_key = np.repeat(np.arange(K), L)
     flat_row = np.repeat(lo - off[:-1], L) + np.arange(off[-1])
     fk = k_fidx[flat_key]
-    obs = np.where(fs.af_on[fk] & (e_acc[flat_row] > fs.max_accuracy_m[fk]), HOLD, OUT).astype(np.int8)
+    if any_poor:
+        obs = np.where(fs.af_on[fk] & (e_acc[flat_row] > fs.max_accuracy_m[fk]), HOLD, OUT).astype(np.int8)
+    else:
+        obs = np.full(len(fk), OUT, np.int8)
 
     def pos_of(rows, k):
         return off[k] + rows - lo[k]
@@ -295,7 +302,7 @@ def _xyz(lat, lon, rows) -> np.ndarray:
     return ecef(lat[rows], lon[rows]).reshape(-1, 3)
 
 
-def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternating=False):
+def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternating=False, any_poor=True):
     """(row, fence index) of ``cross`` events-to-be: the segment from the device's previous fix meets a fence
     while both fixes are clearly outside it (beyond the anti-flap margin, so jitter around a parked car
     never crosses). Candidates: short segments' midpoints in ``fs.seg_grid``, longer ones by box (see
@@ -304,7 +311,8 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternatin
     ``near_keys``: sorted ``row * max(len(fs), 1) + fence`` of the evidence pairs that are near (inside or
     within the margin). A segment ends at a new fix, whose evidence covers every fence within its margin,
     so its end is beyond the margin exactly when its pair is not among them. ``alternating``: the stream is
-    (previous fix, new fix) per device, one new fix each."""
+    (previous fix, new fix) per device, one new fix each; ``any_poor``: some fix may exceed a fence's
+    ``max_accuracy_m``."""
     if len(fs) == 0:
         return _NONE, _NONE
     gap = config.cross_max_gap_ms
@@ -341,9 +349,16 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternatin
     # the segment's reach (circles exactly, polygons by frame box); the start beyond the margin (which
     # implies outside); then the exact polygon intersection.
     key = r * max(len(fs), 1) + f
-    at = np.minimum(np.searchsorted(near_keys, key), max(len(near_keys) - 1, 0))
-    ok = near_keys[at] != key if len(near_keys) else np.ones(len(key), bool)
-    ok &= ~(fs.af_on[f] & ((e_acc[r - 1] > fs.max_accuracy_m[f]) | (e_acc[r] > fs.max_accuracy_m[f])))
+    ok = np.ones(len(key), bool)
+    if len(near_keys):
+        # Only the rows with some near pair need the search (most segments end clear of every fence).
+        has_near = np.zeros(len(e_dev), bool)
+        has_near[near_keys // max(len(fs), 1)] = True
+        s = np.flatnonzero(has_near[r])
+        at = np.minimum(np.searchsorted(near_keys, key[s]), len(near_keys) - 1)
+        ok[s] = near_keys[at] != key[s]
+    if any_poor:
+        ok &= ~(fs.af_on[f] & ((e_acc[r - 1] > fs.max_accuracy_m[f]) | (e_acc[r] > fs.max_accuracy_m[f])))
     r, f = r[ok], f[ok]
     par = fs.frame[f]
     xyz_a = _xyz(e_lat, e_lon, r - 1)
