@@ -149,8 +149,13 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
         g_fix, g_fence = np.concatenate([g_fix, w[w_fix]]), np.concatenate([g_fence, w_fence])
     g_row = np.arange(m)[new_pos][g_fix]      # stream rows of the new fixes
     af = fs.af_on[g_fence]
-    g_margin = _margin(fs, g_fence, e_acc[g_row])
-    g_inner = np.minimum(g_margin, fs.inner_cap_m[g_fence])
+    # Usually no fix's accuracy exceeds the hysteresis: then every margin is the fence's usual one.
+    any_wide = bool((e_acc > (float(fs.hysteresis_m[fs.af_on].min()) if fs.af_on.any() else np.inf)).any())
+    if any_wide:
+        g_margin = _margin(fs, g_fence, e_acc[g_row])
+        g_inner = np.minimum(g_margin, fs.inner_cap_m[g_fence])
+    else:
+        g_margin, g_inner = fs.outer0_m[g_fence], fs.inner0_m[g_fence]
     near, deep = evidence(fs, g_fence, _xyz(e_lat, e_lon, g_row), g_margin, g_inner)
     # A fix too poor for some fence is rare: the per-pair tests are skipped when no fix is worse than the
     # smallest max_accuracy_m of the fences with anti-flap.
@@ -161,7 +166,7 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     deep = deep[near]
     p_obs = np.where(g_poor[near], HOLD, np.where(deep, IN, BAND)).astype(np.int8)
     c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, np.sort(p_fix * nf + p_fence),
-                              alternating, any_poor)
+                              alternating, any_poor, any_wide)
 
     # Keys: state rows of these devices (fences still defined), near pairs, cross pairs.
     s_found, s_grp = rank(state.key_device)
@@ -302,7 +307,8 @@ def _xyz(lat, lon, rows) -> np.ndarray:
     return ecef(lat[rows], lon[rows]).reshape(-1, 3)
 
 
-def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternating=False, any_poor=True):
+def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternating=False, any_poor=True,
+             any_wide=True):
     """(row, fence index) of ``cross`` events-to-be: the segment from the device's previous fix meets a fence
     while both fixes are clearly outside it (beyond the anti-flap margin, so jitter around a parked car
     never crosses). Candidates: short segments' midpoints in ``fs.seg_grid``, longer ones by box (see
@@ -312,7 +318,7 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternatin
     within the margin). A segment ends at a new fix, whose evidence covers every fence within its margin,
     so its end is beyond the margin exactly when its pair is not among them. ``alternating``: the stream is
     (previous fix, new fix) per device, one new fix each; ``any_poor``: some fix may exceed a fence's
-    ``max_accuracy_m``."""
+    ``max_accuracy_m``; ``any_wide``: some fix's accuracy may exceed a fence's hysteresis."""
     if len(fs) == 0:
         return _NONE, _NONE
     gap = config.cross_max_gap_ms
@@ -365,7 +371,9 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternatin
     ea, na = east_north(par, xyz_a)
     eb, nb = east_north(par, _xyz(e_lat, e_lon, r))
     ok = segment_reaches(fs, f, ea, na, eb, nb)
-    ok[ok] = beyond(fs, f[ok], xyz_a[ok], _margin(fs, f[ok], e_acc[r[ok] - 1]), ea[ok], na[ok])
+    fo = f[ok]
+    margin_a = _margin(fs, fo, e_acc[r[ok] - 1]) if any_wide else fs.outer0_m[fo]
+    ok[ok] = beyond(fs, fo, xyz_a[ok], margin_a, ea[ok], na[ok])
     r, f, ea, na, eb, nb = (v[ok] for v in (r, f, ea, na, eb, nb))
     hit = segment_hits(fs, f, ea, na, eb, nb, reached=True, ends_outside=True)
     return r[hit], f[hit]
