@@ -59,13 +59,16 @@ class _Level:
         q, slot = (hit if q is None else q[hit]), slot[hit]
         start = self.offsets[slot]
         cnt = self.offsets[slot + 1] - start
-        if len(cnt) and int(cnt.max()) == 1 and int(cnt.min()) == 1:
+        ends = np.cumsum(cnt)
+        total = int(ends[-1])
+        if total == len(cnt):              # one owner per cell (cells are never empty)
             qs.append(q)
             owners.append(self.items[start])
             return
-        first = np.cumsum(cnt) - cnt
+        ends -= cnt
+        start -= ends
         qs.append(np.repeat(q, cnt))
-        owners.append(self.items[np.repeat(start - first, cnt) + np.arange(int(cnt.sum()))])
+        owners.append(self.items[np.repeat(start, cnt) + np.arange(total)])
 
     def lookup(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Index into ``keys`` of cells (row ``i``, column ``j`` mod n_lon), -1 where empty."""
