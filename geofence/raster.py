@@ -66,7 +66,13 @@ def build(slot_shapes: list[np.ndarray], n: int, poly: np.ndarray) -> Rasters:
 
 def _edges(shapes, origin, inv):
     """Edges of every ring of ``shapes`` in cell units of their raster: (slot, ua, va, ub, vb)."""
-    parts, part_of = shapely.get_parts(shapes, return_index=True)
+    multi = shapely.get_type_id(shapes) != 3      # MultiPolygons (a shrunk shape may split) or empty ones
+    single = np.flatnonzero(~multi)
+    parts, part_of = shapes[single], single
+    if multi.any():
+        m = np.flatnonzero(multi)
+        split, of = shapely.get_parts(shapes[m], return_index=True)
+        parts, part_of = np.concatenate([parts, split]), np.concatenate([part_of, m[of]])
     rings, ring_of = shapely.get_rings(parts, return_index=True)
     xy, vertex_ring = shapely.get_coordinates(rings, return_index=True)
     owner = part_of[ring_of[vertex_ring]]
@@ -103,10 +109,15 @@ def _classify(shapes, origin, inv, r: int) -> np.ndarray:
         np.bitwise_xor(cols[c], cols[c - 1], out=cols[c])
     codes = tally[:r * rows]
     codes &= 1
-    # Boundary: every cell an edge passes within EPS of (its cells column by column).
-    c0 = np.clip(np.floor(np.minimum(ua, ub) - EPS), 0, r - 1).astype(np.int64)
-    c1 = np.clip(np.floor(np.maximum(ua, ub) + EPS), -1, r - 1).astype(np.int64)
-    e, i = _expand(c0, c1 - c0 + 1)
+    # Boundary: every cell an edge passes within EPS of. Most edges (a buffer's rounded corners) stay in
+    # one column, where the cells are the edge's own north range; longer ones go column by column.
+    c0 = _cell(np.minimum(ua, ub) - EPS, 0, r - 1)
+    c1 = _cell(np.maximum(ua, ub) + EPS, -1, r - 1)
+    one = np.flatnonzero(c1 == c0)
+    _mark(codes, c0[one], slot[one], lo[one], hi[one], r, rows)
+    many = np.flatnonzero(c1 > c0)
+    e, i = _expand(c0[many], c1[many] - c0[many] + 1)
+    e = many[e]
     xa, xb = np.minimum(ua[e], ub[e]), np.maximum(ua[e], ub[e])
     xl, xr = np.maximum(xa, i - EPS), np.minimum(xb, i + 1 + EPS)
     du = ub[e] - ua[e]
@@ -114,16 +125,29 @@ def _classify(shapes, origin, inv, r: int) -> np.ndarray:
     slope = (vb[e] - va[e]) / np.where(steep, 1.0, du)
     yl = np.where(steep, np.minimum(va[e], vb[e]), va[e] + (xl - ua[e]) * slope)
     yr = np.where(steep, np.maximum(va[e], vb[e]), va[e] + (xr - ua[e]) * slope)
-    r0 = np.clip(np.floor(np.minimum(yl, yr) - EPS), 0, r - 1).astype(np.int64)
-    r1 = np.clip(np.floor(np.maximum(yl, yr) + EPS), -1, r - 1).astype(np.int64)
-    base = i * rows + slot[e] * r + r0
+    _mark(codes, i, slot[e], np.minimum(yl, yr), np.maximum(yl, yr), r, rows)
+    return codes
+
+
+def _mark(codes, col, slot, lo, hi, r: int, rows: int) -> None:
+    """Set EDGE on the cells of column ``col`` of raster ``slot`` from north ``lo`` to ``hi`` (cells), ± EPS."""
+    r0 = _cell(lo - EPS, 0, r - 1)
+    r1 = _cell(hi + EPS, -1, r - 1)
+    base = col * rows + slot * r + r0
     count = r1 - r0 + 1
     for d in range(3):              # most edges touch one to three cells of a column
         codes[base[count > d] + d] = EDGE
     many = np.flatnonzero(count > 3)
-    g, jj = _expand(base[many] + 3, count[many] - 3)
-    codes[jj] = EDGE
-    return codes
+    _, cells = _expand(base[many] + 3, count[many] - 3)
+    codes[cells] = EDGE
+
+
+def _cell(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """floor(x) as int64, clamped to [lo, hi] (np.clip on floats is several times slower)."""
+    out = np.floor(x).astype(np.int64)
+    np.maximum(out, lo, out=out)
+    np.minimum(out, hi, out=out)
+    return out
 
 
 def _expand(start: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
