@@ -10,7 +10,9 @@ A fence is a circle (centre + radius, m) or a GeoJSON polygon (with holes), each
   ``cross``);
 - per fence, a local east/north tangent frame at its centre (:mod:`geofence.frames`): exact at any latitude
   and across the antimeridian; polygons are stored in its metres, circles measure geodesic distance;
-- circle radii, polygon boundaries and boxes in frame metres, and the anti-flap parameters as arrays.
+- circle radii, polygon boundaries and boxes in frame metres, and the anti-flap parameters as arrays;
+- per polygon, its edges as flat arrays (:mod:`geofence.edges`, for ``cross``) and a cell raster of its
+  pre-grown and pre-shrunk shapes (:mod:`geofence.raster`), which answers most point tests of the hot path.
 
 Invalid input raises :class:`vigil.errors.RejectedInput` with reason ``invalid_geometry``,
 ``radius_out_of_range``, ``too_many_fences`` or ``duplicate_fence_id``.
