@@ -173,3 +173,34 @@ def test_polygon_evidence_matches_pair_distance():
     clear = np.abs(d + inner) > 0.02 * inner
     assert (deep[clear] == (ins & (d <= -inner))[clear]).all()
     assert near.any() and deep.any() and not near.all()
+
+
+@st.composite
+def one_fix_per_key(draw):
+    """confirm() inputs where each key has at most one evidence fix (others HOLD), random key states."""
+    k = draw(st.integers(1, 40))
+    per = draw(st.lists(st.integers(1, 3), min_size=k, max_size=k))
+    flat_key = np.repeat(np.arange(k), per)
+    obs = np.full(len(flat_key), 2, np.int8)                      # HOLD
+    starts = np.cumsum(per) - per
+    pick = starts + np.array(draw(st.lists(st.integers(0, 2), min_size=k, max_size=k))) % np.array(per)
+    obs[pick] = draw(st.lists(st.sampled_from([0, 1, 2, 3]), min_size=k, max_size=k))
+    ts = 1_000 * (np.arange(len(flat_key)) + 1)
+    side = np.array(draw(st.lists(st.sampled_from([-1, 0, 1]), min_size=k, max_size=k)), np.int8)
+    pending = np.array(draw(st.lists(st.sampled_from([-1, 0, 1]), min_size=k, max_size=k)), np.int8)
+    count = np.where(pending >= 0, draw(st.integers(1, 3)), 0)
+    since = np.where(pending >= 0, 500, 0)
+    need = np.array(draw(st.lists(st.integers(1, 3), min_size=k, max_size=k)))
+    dwell = np.array(draw(st.lists(st.sampled_from([0, 0, 1_000, 10_000]), min_size=k, max_size=k)))
+    at = np.flatnonzero(np.array(draw(st.lists(st.booleans(), min_size=len(obs), max_size=len(obs)))))
+    return flat_key, ts, obs, side, pending, since, count, need, dwell, at
+
+
+@settings(max_examples=300, deadline=None)
+@given(one_fix_per_key())
+def test_confirm_single_fix_path_matches_run_based(args):
+    from geofence.confirm import confirm
+    fast = confirm(*args)
+    slow = confirm(*args, general=True)
+    for name in ("side", "pending", "since", "count", "event_pos", "event_side", "event_since", "side_before"):
+        assert getattr(fast, name).tolist() == getattr(slow, name).tolist(), name
