@@ -388,3 +388,24 @@ def test_vectorised_step_matches_loop_oracle(data):
         assert np.allclose(ev_fast.lat, ev_slow.lat) and (ev_fast.since_ms == ev_slow.since_ms).all()
         for name in ("device", "key_device", "key_fence", "side", "pending", "pending_count"):
             assert getattr(fast, name).tolist() == getattr(slow, name).tolist(), name
+
+
+@settings(max_examples=ORACLE_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleet_stream())
+def test_one_fix_per_device_batches_match_loop_oracle(data):
+    """Batches of one fix per device (the usual live batch, which takes the step's shorter paths) give the
+    loop oracle's events and state too."""
+    from tests.geofence_reference import reference_step
+    stream, _ = data
+    dev = stream["device"]
+    first = np.searchsorted(dev, dev, "left")
+    rank = np.arange(len(dev)) - first
+    fast = slow = GeofenceState.empty()
+    for r in range(int(rank.max()) + 1):
+        part = {k: v[rank == r] for k, v in stream.items()}
+        fast, ev_fast = step(fast, part, FLEET)
+        slow, ev_slow = reference_step(slow, part, FLEET)
+        assert ev_fast.rows() == ev_slow.rows()
+        assert np.allclose(ev_fast.lat, ev_slow.lat) and (ev_fast.since_ms == ev_slow.since_ms).all()
+        for name in ("device", "key_device", "key_fence", "side", "pending", "pending_count"):
+            assert getattr(fast, name).tolist() == getattr(slow, name).tolist(), name
