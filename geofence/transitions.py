@@ -331,9 +331,10 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternatin
         ok = np.ones(len(seg), bool)
         la, lb, oa, ob = e_lat[seg - 1], e_lat[seg], e_lon[seg - 1], e_lon[seg]
     dlat, dlon = lb - la, wrap_lon(ob - oa)
-    # Cosine at the end nearer the equator, over-estimated: single precision is ample for these prefilters,
-    # which only need an upper bound of the segment's length in metres.
+    # Cosine at the end nearer the equator, over-estimated (single precision errs by < 3e-7): ample for these
+    # prefilters, which only need an upper bound of the segment's length in metres.
     cos_low = np.cos(np.radians(np.minimum(np.abs(la), np.abs(lb)).astype(np.float32))) * np.float32(1 + 1e-5)
+    cos_low += np.float32(1e-6)
     # Both ends beyond the margin and a path through the fence: at least twice the smallest margin long.
     # An equirectangular over-estimate of the length (1 % generous) never says no wrongly.
     shortest = 2.0 * float(fs.outer0_m.min())
