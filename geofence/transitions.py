@@ -90,7 +90,10 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
         same = np.flatnonzero(step_dev == 0)          # usually none: one fix per device
         if (step_dev < 0).any() or (ts[same + 1] < ts[same]).any():
             raise RejectedInput("unsorted_fixes", "fixes must be sorted by (device, ts_ms)")
-    known, sd = _member(state.device, dev)
+    if len(dev) == len(state.device) and np.array_equal(dev, state.device):    # every known device, once
+        known, sd = np.ones(len(dev), bool), np.arange(len(dev))
+    else:
+        known, sd = _member(state.device, dev)
     if known.any():
         fresh = ~known | (ts > state.last_ts[sd])
         if not fresh.all():
@@ -109,7 +112,6 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     ub, has = dev[starts], known[starts]
     G = len(ub)
     ci = sd[starts][has]
-    ctx_dev = ub[has]
     ctx_before = np.cumsum(has) - has                  # context rows ahead of each group
     e_start = starts + ctx_before
     e_len = np.diff(np.append(starts, n)) + has
@@ -121,17 +123,20 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
         new_pos = np.arange(n) + ctx_before[np.cumsum(first_of) - 1] + has[np.cumsum(first_of) - 1]
         ctx_pos = e_start[has]
 
+    every = alternating and len(ci) == len(state.device)     # ci is then 0, 1, 2, ...: no gathers needed
+
     def stream(new, old):
         out = np.empty(m, new.dtype)
         out[new_pos] = new
-        out[ctx_pos] = old
+        out[ctx_pos] = old if every else old[ci]
         return out
 
-    e_dev = stream(dev, ctx_dev)
-    e_grp = np.arange(m) >> 1 if alternating else np.repeat(np.arange(G), e_len)
-    e_ts = stream(ts, state.last_ts[ci])
-    e_lat, e_lon = stream(lat, state.last_lat[ci]), stream(lon, state.last_lon[ci])
-    e_acc = stream(acc, state.last_acc[ci])
+    # In the alternating stream a row's device group is row // 2, and rows pair up for segments.
+    e_dev = None if alternating else stream(dev, state.device)
+    e_grp = None if alternating else np.repeat(np.arange(G), e_len)
+    e_ts = stream(ts, state.last_ts)
+    e_lat, e_lon = stream(lat, state.last_lat), stream(lon, state.last_lon)
+    e_acc = stream(acc, state.last_acc)
     rank = _finder(ub)
     nf = max(len(fs), 1)
 
@@ -147,7 +152,7 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
         w = np.flatnonzero(wide)
         w_fix, w_fence = candidates(fs, lat[w], lon[w], np.maximum(acc0[w], float(af_pad.max())))
         g_fix, g_fence = np.concatenate([g_fix, w[w_fix]]), np.concatenate([g_fence, w_fence])
-    g_row = np.arange(m)[new_pos][g_fix]      # stream rows of the new fixes
+    g_row = 2 * g_fix + 1 if alternating else np.arange(m)[new_pos][g_fix]      # stream rows of the new fixes
     af = fs.af_on[g_fence]
     # Usually no fix's accuracy exceeds the hysteresis: then every margin is the fence's usual one.
     any_wide = bool((e_acc > (float(fs.hysteresis_m[fs.af_on].min()) if fs.af_on.any() else np.inf)).any())
@@ -174,7 +179,7 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     sk_f = fs.index_of(state.key_fence[sk])
     live = sk_f >= 0
     sk_live, sk_f, sk_grp = sk[live], sk_f[live], s_grp[sk[live]]
-    k_grp = np.concatenate([sk_grp, e_grp[p_fix], e_grp[c_row]])
+    k_grp = np.concatenate([sk_grp, p_fix >> 1, c_row >> 1] if alternating else [sk_grp, e_grp[p_fix], e_grp[c_row]])
     k_fidx = np.concatenate([sk_f, p_fence, c_fence])
     comp, first, key_of = np.unique(k_grp * nf + k_fidx, return_index=True, return_inverse=True)
     k_grp, k_fidx = k_grp[first], k_fidx[first]
@@ -323,7 +328,7 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternatin
         return _NONE, _NONE
     gap = config.cross_max_gap_ms
     if alternating:                    # the usual batch: rows 2i (previous fix) and 2i + 1 (new fix), views
-        seg = np.arange(1, len(e_dev), 2)
+        seg = np.arange(1, len(e_ts), 2)
         ok = e_ts[1::2] - e_ts[0::2] <= gap
         la, lb, oa, ob = e_lat[0::2], e_lat[1::2], e_lon[0::2], e_lon[1::2]
     else:
@@ -359,7 +364,7 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternatin
     ok = np.ones(len(key), bool)
     if len(near_keys):
         # Only the rows with some near pair need the search (most segments end clear of every fence).
-        has_near = np.zeros(len(e_dev), bool)
+        has_near = np.zeros(len(e_ts), bool)
         has_near[near_keys // max(len(fs), 1)] = True
         s = np.flatnonzero(has_near[r])
         at = np.minimum(np.searchsorted(near_keys, key[s]), len(near_keys) - 1)
