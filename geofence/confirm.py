@@ -34,10 +34,12 @@ class Confirmed:
     side_before: np.ndarray  # int8: confirmed side just before each asked flat position (``at``; all by default)
 
 
-def confirm(flat_key, ts, obs, side, pending, since, count, need, dwell, at=None) -> Confirmed:
+def confirm(flat_key, ts, obs, side, pending, since, count, need, dwell, at=None, general=False) -> Confirmed:
     """Run the rule. ``flat_key``/``ts``/``obs``: flat arrays sorted by (key, time); the rest per key (K,).
 
-    ``at``: the flat positions whose ``side_before`` is wanted (None: all).
+    ``at``: the flat positions whose ``side_before`` is wanted (None: all). When no key has more than one
+    evidence fix (the usual batch: one fix per device) a shorter computation gives the same result;
+    ``general=True`` forces the run-based one (for tests).
     """
     flat_key = np.asarray(flat_key, np.int64)
     side, pending = np.array(side, np.int8), np.array(pending, np.int8)
@@ -50,6 +52,8 @@ def confirm(flat_key, ts, obs, side, pending, since, count, need, dwell, at=None
     pos = np.arange(len(obs)) if at is None else np.asarray(at, np.int64)
     if n == 0:
         return Confirmed(side, pending, since, count, empty, empty.astype(np.int8), empty, side[flat_key[pos]])
+    if not general and (n == 1 or bool((ek[1:] != ek[:-1]).all())):
+        return _single(e, ek, ev, ets, side, pending, since, count, need, dwell, pos, flat_key, side_in)
     new_run = np.ones(n, bool)
     new_run[1:] = (ek[1:] != ek[:-1]) | (ev[1:] != ev[:-1])
     rs = np.flatnonzero(new_run)
@@ -95,14 +99,37 @@ def confirm(flat_key, ts, obs, side, pending, since, count, need, dwell, at=None
     since[k] = np.where(open_run, run_t0[lr], 0)
     count[k] = np.where(open_run, run_c0[lr] + run_len[lr], 0)
 
-    # Side just before every flat position: the last confirming fix strictly earlier in the same key.
-    conf_pos = e[firstq[q]]
-    conf_key, conf_val = rk[q], rv[q]
+    side_before = _side_before(e[firstq[q]], rk[q], rv[q], pos, flat_key, side_in)
+    return Confirmed(side, pending, since, count, e[firstq[changed]], rv[changed], run_t0[changed], side_before)
+
+
+def _single(e, ek, ev, ets, side, pending, since, count, need, dwell, pos, flat_key, side_in) -> Confirmed:
+    """:func:`confirm` when every key has exactly one evidence fix (``ek`` strictly increasing): the rule
+    applied to that fix alone."""
+    s0 = side[ek]
+    carry = (s0 != UNKNOWN) & (ev == pending[ek])          # the fix extends the pending run
+    run_t0 = np.where(carry, since[ek], ets)
+    run_c0 = np.where(carry, count[ek], 0)
+    evid = ev != BAND
+    qual = ((run_c0 + 1 >= need[ek]) & (ets - run_t0 >= dwell[ek]) & evid) | (evid & (s0 == UNKNOWN))
+    changed = qual & (s0 != UNKNOWN) & (ev != s0)
+    final = np.where(qual, ev, s0)
+    open_run = (ev != final) & evid
+    side[ek] = final
+    pending[ek] = np.where(open_run, ev, UNKNOWN)
+    since[ek] = np.where(open_run, run_t0, 0)
+    count[ek] = np.where(open_run, run_c0 + 1, 0)
+    side_before = _side_before(e[qual], ek[qual], ev[qual], pos, flat_key, side_in)
+    return Confirmed(side, pending, since, count, e[changed], ev[changed], run_t0[changed], side_before)
+
+
+def _side_before(conf_pos, conf_key, conf_val, pos, flat_key, side_in) -> np.ndarray:
+    """Side just before every flat position ``pos``: the last confirming fix strictly earlier in the same
+    key, else the key's side on entry."""
     prior = np.searchsorted(conf_pos, pos, "left") - 1
     valid = prior >= 0
     valid[valid] = conf_key[prior[valid]] == flat_key[pos[valid]]
     side_before = side_in[flat_key[pos]]
     if len(conf_pos):
         side_before = np.where(valid, conf_val[np.maximum(prior, 0)], side_before)
-    return Confirmed(side, pending, since, count, e[firstq[changed]], rv[changed], run_t0[changed],
-                     side_before.astype(np.int8))
+    return side_before.astype(np.int8)

@@ -44,8 +44,9 @@ class _Level:
         j -= j0
         if j0 + cols > self.n_lon:        # the window wraps round ±180
             j %= self.n_lon
-        ok = i.view(np.uint64) < rows      # negative offsets become huge: one test per bound pair
-        ok &= j.view(np.uint64) < cols
+        unsigned = np.uint32 if i.dtype == np.int32 else np.uint64
+        ok = i.view(unsigned) < rows      # negative offsets become huge: one test per bound pair
+        ok &= j.view(unsigned) < cols
         i *= cols
         i += j
         return self.table[np.where(ok, i, rows * cols)]
@@ -58,17 +59,20 @@ class _Level:
         q, slot = (hit if q is None else q[hit]), slot[hit]
         start = self.offsets[slot]
         cnt = self.offsets[slot + 1] - start
-        if len(cnt) and int(cnt.max()) == 1 and int(cnt.min()) == 1:
+        ends = np.cumsum(cnt)
+        total = int(ends[-1])
+        if total == len(cnt):              # one owner per cell (cells are never empty)
             qs.append(q)
             owners.append(self.items[start])
             return
-        first = np.cumsum(cnt) - cnt
+        ends -= cnt
+        start -= ends
         qs.append(np.repeat(q, cnt))
-        owners.append(self.items[np.repeat(start - first, cnt) + np.arange(int(cnt.sum()))])
+        owners.append(self.items[np.repeat(start, cnt) + np.arange(total)])
 
     def lookup(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Index into ``keys`` of cells (row ``i``, column ``j`` mod n_lon), -1 where empty."""
-        j = j % self.n_lon
+        i, j = i.astype(np.int64), j.astype(np.int64) % self.n_lon      # keys exceed int32
         if self.window:
             i0, j0, rows, cols = self.window
             i -= i0
@@ -128,12 +132,13 @@ class GridIndex:
         inv = 1.0 / self.levels[0].cell_deg
         x = lat + 90.0
         x *= inv
-        i0 = np.floor(x, out=x).astype(np.int64)
+        # int32 cells (at most 360 / 2**-12 per axis) halve the memory traffic of the lookups.
+        i0 = np.floor(x, out=x).astype(np.int32)
         x = lon + 180.0
         if len(x) and (x.min() < 0.0 or x.max() >= 360.0):
             x %= 360.0
         x *= inv
-        j0 = np.floor(x, out=x).astype(np.int64)
+        j0 = np.floor(x, out=x).astype(np.int32)
         for lv in self.levels:
             if lv.shift < 0:
                 slot = lv.slots(lat, lon)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
+from geofence.edges import outside_segment_hits
 from geofence.frames import arc_from_centre, east_north, ecef
+from geofence.raster import EDGE as EDGE_CELL
+from geofence.raster import IN as IN_CELL
 from geofence.shapes import CIRCLE, M_PER_DEG_LAT, M_PER_DEG_LON, FenceSet, lonlat_boxes, wrap_lon
 
 
@@ -144,19 +147,16 @@ def evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.ndarray, n
 
     The same answers as :func:`pair_distance` (``d <= margin_m``; inside and ``d <= -inner_m``) with fewer
     polygon tests in the usual case (``margin_m`` = ``outer0_m``, ``inner_m`` = ``inner0_m``): a point outside
-    the pre-grown polygon is neither; inside it, it is near, and deep if inside the pre-shrunk one. Points
-    within ``sure_in_m`` of the frame origin are both, beyond ``sure_out_m`` neither, with no test at all.
+    the pre-grown polygon is neither; inside it, it is near, and deep if inside the pre-shrunk one. Both come
+    from the polygon's raster (:mod:`geofence.raster`) except in its boundary cells, which ask shapely.
+    Circles compare the chord to the thresholds first (see :func:`_circle_evidence`).
     """
     k = len(fence)
     near, deep = np.zeros(k, bool), np.zeros(k, bool)
-    par = fs.frame[fence]
-    east, north = east_north(par, xyz)
     circ = fs.kind[fence] == CIRCLE
     c = np.flatnonzero(circ)
     if len(c):
-        d = arc_from_centre(par[c], xyz[c], east[c], north[c]) - fs.radius_m[fence[c]]
-        near[c] = d <= margin_m[c]
-        deep[c] = (d <= 0) & (d <= -inner_m[c])
+        near[c], deep[c] = _circle_evidence(fs, fence[c], xyz[c], margin_m[c], inner_m[c])
     p = np.flatnonzero(~circ)
     if len(p):
         pf, margin, inner = fence[p], margin_m[p], inner_m[p]
@@ -164,16 +164,17 @@ def evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.ndarray, n
                  & (inner > 0) & (inner <= fs.inner0_m[pf] + 1e-9) & (fs.inner0_m[pf] > _SURE_M))
         u = p[usual]
         uf = fence[u]
-        out_box = _polygon_frame(fs, uf, east[u], north[u])
-        g = np.flatnonzero(out_box <= margin_m[u])
-        rho = np.hypot(east[u[g]], north[u[g]])
-        sure = rho < fs.sure_in_m[uf[g]]
-        near[u[g[sure]]] = deep[u[g[sure]]] = True
-        g = g[~sure & (rho <= fs.sure_out_m[uf[g]])]
-        in_g = shapely.contains_xy(fs.grown[uf[g]], east[u[g]], north[u[g]])
-        near[u[g]] = in_g
-        s = g[in_g & (out_box[g] == 0)]
-        deep[u[s]] = shapely.contains_xy(fs.shrunk[uf[s]], east[u[s]], north[u[s]])
+        eu, nu = east_north(fs.frame[uf], xyz[u])
+        code = fs.rasters.lookup(uf, eu, nu)
+        in_g = (code & 3) == IN_CELL
+        a = np.flatnonzero((code & 3) == EDGE_CELL)
+        in_g[a] = shapely.contains_xy(fs.grown[uf[a]], eu[a], nu[a])
+        near[u] = in_g
+        code >>= 2
+        in_s = in_g & (code == IN_CELL)
+        b = np.flatnonzero(in_g & (code == EDGE_CELL))
+        in_s[b] = shapely.contains_xy(fs.shrunk[uf[b]], eu[b], nu[b])
+        deep[u] = in_s
         o = p[~usual]
         if len(o):
             d, ins, _, _ = pair_distance(fs, fence[o], xyz[o], margin_m[o], inner_m[o])
@@ -182,11 +183,37 @@ def evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.ndarray, n
     return near, deep
 
 
+_ARC_K = 1.0 / (20.0 * 6.3e6 ** 2)   # arc <= chord (1 + chord² K) for chords up to _ARC_CHORD_M (M >= 6.33e6 m)
+_ARC_CHORD_M = 1e5
+
+
+def _circle_evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`evidence` for circles. The arc from the centre is at least the ECEF chord and exceeds it by a
+    relative ``chord² K`` at most, so the chord settles every pair but those within that (sub-millimetre)
+    band of a threshold; only those compute the arc."""
+    par = fs.frame[fence]
+    dv = xyz - par[:, :3]
+    chord = np.sqrt(np.einsum("ij,ij->i", dv, dv))
+    radius = fs.radius_m[fence]
+    slack = 1e-9 * (chord + radius) + 1e-9
+    lo = chord - radius - slack
+    hi = np.where(chord <= _ARC_CHORD_M, chord * (1.0 + chord * chord * _ARC_K), np.inf) - radius + slack
+    deep_at = np.minimum(0.0, -inner_m)
+    near, deep = hi <= margin_m, hi <= deep_at
+    a = np.flatnonzero(((lo <= margin_m) & ~near) | ((lo <= deep_at) & ~deep))
+    if len(a):
+        east, north = east_north(par[a], xyz[a])
+        d = arc_from_centre(par[a], xyz[a], east, north) - radius[a]
+        near[a] = d <= margin_m[a]
+        deep[a] = (d <= 0) & (d <= -inner_m[a])
+    return near, deep
+
+
 def beyond(fs: FenceSet, fence, xyz, margin_m, east, north) -> np.ndarray:
     """Per pair: is the point farther than ``margin_m`` outside the fence (``pair_distance`` d > margin)?
 
     ``east``/``north``: the point in the fence's frame. With the usual margin (``outer0_m``) a polygon asks
-    only its pre-grown shape, and not even that beyond ``sure_out_m``.
+    only its pre-grown shape: its raster, and shapely in the raster's boundary cells.
     """
     out = np.zeros(len(fence), bool)
     circ = fs.kind[fence] == CIRCLE
@@ -203,10 +230,13 @@ def beyond(fs: FenceSet, fence, xyz, margin_m, east, north) -> np.ndarray:
         close = ~far
         at0 = (np.abs(margin - fs.outer0_m[pf]) <= 1e-9) & (fs.outer0_m[pf] > _SURE_M)
         usual = close & at0
-        gone = usual & (np.hypot(east[p], north[p]) > fs.sure_out_m[pf])     # outside the grown one
-        out[p[gone]] = True
-        u = np.flatnonzero(usual & ~gone)
-        out[p[u]] = ~shapely.contains_xy(fs.grown[pf[u]], east[p[u]], north[p[u]])
+        u = np.flatnonzero(usual)
+        pu = p[u]
+        code = fs.rasters.lookup(pf[u], east[pu], north[pu]) & 3
+        a = np.flatnonzero(code == EDGE_CELL)
+        inside = code == IN_CELL
+        inside[a] = shapely.contains_xy(fs.grown[pf[u[a]]], east[pu[a]], north[pu[a]])
+        out[pu] = ~inside
         o = p[close & ~at0]
         if len(o):
             out[o] = pair_distance(fs, fence[o], xyz[o], margin_m[o], np.full(len(o), np.inf))[0] > margin_m[o]
@@ -267,23 +297,29 @@ def segment_reaches(fs: FenceSet, fence, ea, na, eb, nb) -> np.ndarray:
     return ok
 
 
-def segment_hits(fs: FenceSet, fence, ea, na, eb, nb, reached: bool = False) -> np.ndarray:
+def segment_hits(fs: FenceSet, fence, ea, na, eb, nb, reached: bool = False, ends_outside: bool = False
+                 ) -> np.ndarray:
     """Per pair: does the straight segment a→b (frame metres of ``fence``) meet the fence?
 
     ``reached=True``: every pair already passed :func:`segment_reaches`, so only polygons need more work.
+    ``ends_outside=True``: both ends are known to be outside the fence, so polygons are tested edge by edge
+    (:func:`geofence.edges.outside_segment_hits`) rather than by shapely.
     """
     hit = np.ones(len(fence), bool) if reached else segment_reaches(fs, fence, ea, na, eb, nb)
     p = np.flatnonzero(hit & (fs.kind[fence] != CIRCLE))
     if len(p):
         # The segment's closest approach to the frame origin: within sure_in_m it enters the polygon,
-        # beyond sure_out_m it misses it; only the rest ask shapely.
+        # beyond sure_out_m it misses it; only the rest need the exact test.
         pf = fence[p]
         reach = _closest_to_origin(ea[p], na[p], eb[p], nb[p])
         sure_in, sure_out = reach < fs.sure_in_m[pf], reach > fs.sure_out_m[pf]
         hit[p[sure_out]] = False
         p = p[~sure_in & ~sure_out]
-        coords = np.stack([np.column_stack([ea[p], na[p]]), np.column_stack([eb[p], nb[p]])], axis=1)
-        hit[p] = shapely.intersects(shapely.linestrings(coords), fs.shape[fence[p]])
+        if ends_outside:
+            hit[p] = outside_segment_hits(fs.edges, fs.shape, fence[p], ea[p], na[p], eb[p], nb[p])
+        else:
+            coords = np.stack([np.column_stack([ea[p], na[p]]), np.column_stack([eb[p], nb[p]])], axis=1)
+            hit[p] = shapely.intersects(shapely.linestrings(coords), fs.shape[fence[p]])
     return hit
 
 

@@ -10,7 +10,9 @@ A fence is a circle (centre + radius, m) or a GeoJSON polygon (with holes), each
   ``cross``);
 - per fence, a local east/north tangent frame at its centre (:mod:`geofence.frames`): exact at any latitude
   and across the antimeridian; polygons are stored in its metres, circles measure geodesic distance;
-- circle radii, polygon boundaries and boxes in frame metres, and the anti-flap parameters as arrays.
+- circle radii, polygon boundaries and boxes in frame metres, and the anti-flap parameters as arrays;
+- per polygon, its edges as flat arrays (:mod:`geofence.edges`, for ``cross``) and a cell raster of its
+  pre-grown and pre-shrunk shapes (:mod:`geofence.raster`), which answers most point tests of the hot path.
 
 Invalid input raises :class:`vigil.errors.RejectedInput` with reason ``invalid_geometry``,
 ``radius_out_of_range``, ``too_many_fences`` or ``duplicate_fence_id``.
@@ -24,7 +26,10 @@ from typing import Sequence
 import numpy as np
 import shapely
 from geofence.frames import ecef, east_north, frame_params
+from geofence.edges import Edges
 from geofence.grid import GridIndex
+from geofence.raster import Rasters
+from geofence.raster import build as build_rasters
 from vigil.errors import RejectedInput
 
 M_PER_DEG_LAT = 110_574.0   # the smallest metres per degree of latitude (equator), so boxes err large
@@ -177,6 +182,8 @@ class FenceSet:
     sure_in_m: np.ndarray       # float (n,): frame points nearer the origin are inside ``shrunk`` (polygons; 0)
     sure_out_m: np.ndarray      # float (n,): frame points farther from the origin are outside ``grown`` (inf)
     id_table: np.ndarray        # int64: fence index per fence_id when ids are small non-negative, else empty
+    edges: Edges                # every ring's edges of ``shape``, per fence (segment tests)
+    rasters: Rasters            # per polygon: cells wholly inside/outside ``grown`` (bits 0-1) and ``shrunk`` (2-3)
 
     def __len__(self) -> int:
         return len(self.fences)
@@ -289,6 +296,8 @@ class FenceSet:
             grid=GridIndex.build(g_lo[:, 1], g_lo[:, 3], g_lo[:, 0], g_lo[:, 2], gowner),
             seg_pad=seg_pad, seg_grid=GridIndex.build(s_lo[:, 1], s_lo[:, 3], s_lo[:, 0], s_lo[:, 2], sowner),
             sure_in_m=sure_in, sure_out_m=sure_out, id_table=id_table,
+            edges=Edges.build(shapes[poly], n, np.flatnonzero(poly)),
+            rasters=build_rasters([grown[poly], shrunk[poly]], n, np.flatnonzero(poly)),
         )
 
 

@@ -85,9 +85,15 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     ts = _col(fixes, "ts_ms", np.int64)
     lat, lon = _col(fixes, "lat", float), _col(fixes, "lon", float)
     acc = _col(fixes, "accuracy_m", float)
-    if len(dev) > 1 and ((np.diff(dev) < 0) | ((np.diff(dev) == 0) & (np.diff(ts) < 0))).any():
-        raise RejectedInput("unsorted_fixes", "fixes must be sorted by (device, ts_ms)")
-    known, sd = _member(state.device, dev)
+    if len(dev) > 1:
+        step_dev = np.diff(dev)
+        same = np.flatnonzero(step_dev == 0)          # usually none: one fix per device
+        if (step_dev < 0).any() or (ts[same + 1] < ts[same]).any():
+            raise RejectedInput("unsorted_fixes", "fixes must be sorted by (device, ts_ms)")
+    if len(dev) == len(state.device) and np.array_equal(dev, state.device):    # every known device, once
+        known, sd = np.ones(len(dev), bool), np.arange(len(dev))
+    else:
+        known, sd = _member(state.device, dev)
     if known.any():
         fresh = ~known | (ts > state.last_ts[sd])
         if not fresh.all():
@@ -106,30 +112,31 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     ub, has = dev[starts], known[starts]
     G = len(ub)
     ci = sd[starts][has]
-    ctx_dev = ub[has]
     ctx_before = np.cumsum(has) - has                  # context rows ahead of each group
     e_start = starts + ctx_before
     e_len = np.diff(np.append(starts, n)) + has
     m = n + len(ci)
-    if m == 2 * n and G == n:          # the usual batch: one fix per known device, context and fix alternate
+    alternating = m == 2 * n and G == n      # the usual batch: one fix per known device, context and fix alternate
+    if alternating:
         new_pos, ctx_pos = slice(1, m, 2), slice(0, m, 2)
     else:
         new_pos = np.arange(n) + ctx_before[np.cumsum(first_of) - 1] + has[np.cumsum(first_of) - 1]
         ctx_pos = e_start[has]
 
+    every = alternating and len(ci) == len(state.device)     # ci is then 0, 1, 2, ...: no gathers needed
+
     def stream(new, old):
         out = np.empty(m, new.dtype)
         out[new_pos] = new
-        out[ctx_pos] = old
+        out[ctx_pos] = old if every else old[ci]
         return out
 
-    e_dev = stream(dev, ctx_dev)
-    e_grp = np.repeat(np.arange(G), e_len)
-    e_ts = stream(ts, state.last_ts[ci])
-    e_lat, e_lon = stream(lat, state.last_lat[ci]), stream(lon, state.last_lon[ci])
-    e_acc = stream(acc, state.last_acc[ci])
-    e_ctx = np.ones(m, bool)
-    e_ctx[new_pos] = False
+    # In the alternating stream a row's device group is row // 2, and rows pair up for segments.
+    e_dev = None if alternating else stream(dev, state.device)
+    e_grp = None if alternating else np.repeat(np.arange(G), e_len)
+    e_ts = stream(ts, state.last_ts)
+    e_lat, e_lon = stream(lat, state.last_lat), stream(lon, state.last_lon)
+    e_acc = stream(acc, state.last_acc)
     rank = _finder(ub)
     nf = max(len(fs), 1)
 
@@ -145,16 +152,26 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
         w = np.flatnonzero(wide)
         w_fix, w_fence = candidates(fs, lat[w], lon[w], np.maximum(acc0[w], float(af_pad.max())))
         g_fix, g_fence = np.concatenate([g_fix, w[w_fix]]), np.concatenate([g_fence, w_fence])
-    g_row = np.arange(m)[new_pos][g_fix]      # stream rows of the new fixes
+    g_row = 2 * g_fix + 1 if alternating else np.arange(m)[new_pos][g_fix]      # stream rows of the new fixes
     af = fs.af_on[g_fence]
-    g_margin = _margin(fs, g_fence, e_acc[g_row])
-    g_inner = np.minimum(g_margin, fs.inner_cap_m[g_fence])
+    # Usually no fix's accuracy exceeds the hysteresis: then every margin is the fence's usual one.
+    any_wide = bool((e_acc > (float(fs.hysteresis_m[fs.af_on].min()) if fs.af_on.any() else np.inf)).any())
+    if any_wide:
+        g_margin = _margin(fs, g_fence, e_acc[g_row])
+        g_inner = np.minimum(g_margin, fs.inner_cap_m[g_fence])
+    else:
+        g_margin, g_inner = fs.outer0_m[g_fence], fs.inner0_m[g_fence]
     near, deep = evidence(fs, g_fence, _xyz(e_lat, e_lon, g_row), g_margin, g_inner)
-    g_poor = af & (e_acc[g_row] > fs.max_accuracy_m[g_fence])
+    # A fix too poor for some fence is rare: the per-pair tests are skipped when no fix is worse than the
+    # smallest max_accuracy_m of the fences with anti-flap.
+    worst_ok = float(fs.max_accuracy_m[fs.af_on].min()) if fs.af_on.any() else np.inf
+    any_poor = bool((e_acc > worst_ok).any())
+    g_poor = af & (e_acc[g_row] > fs.max_accuracy_m[g_fence]) if any_poor else np.zeros(len(g_row), bool)
     p_fix, p_fence = g_row[near], g_fence[near]
     deep = deep[near]
     p_obs = np.where(g_poor[near], HOLD, np.where(deep, IN, BAND)).astype(np.int8)
-    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, np.sort(p_fix * nf + p_fence))
+    c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, np.sort(p_fix * nf + p_fence),
+                              alternating, any_poor, any_wide)
 
     # Keys: state rows of these devices (fences still defined), near pairs, cross pairs.
     s_found, s_grp = rank(state.key_device)
@@ -162,10 +179,11 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     sk_f = fs.index_of(state.key_fence[sk])
     live = sk_f >= 0
     sk_live, sk_f, sk_grp = sk[live], sk_f[live], s_grp[sk[live]]
-    k_grp = np.concatenate([sk_grp, e_grp[p_fix], e_grp[c_row]])
+    k_grp = np.concatenate([sk_grp, p_fix >> 1, c_row >> 1] if alternating else [sk_grp, e_grp[p_fix], e_grp[c_row]])
     k_fidx = np.concatenate([sk_f, p_fence, c_fence])
-    comp, first = np.unique(k_grp * nf + k_fidx, return_index=True)
+    comp, first, key_of = np.unique(k_grp * nf + k_fidx, return_index=True, return_inverse=True)
     k_grp, k_fidx = k_grp[first], k_fidx[first]
+    ns, npf = len(sk_grp), len(p_fix)
     k_dev = ub[k_grp]
     K = len(comp)
     side = np.where(has[k_grp], OUT, UNKNOWN).astype(np.int8)
@@ -173,26 +191,28 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     since = np.zeros(K, np.int64)
     cnt = np.zeros(K, np.int64)
     if len(sk_live):
-        at = np.searchsorted(comp, sk_grp * nf + sk_f)
+        at = key_of[:ns]
         side[at], pend[at] = state.side[sk_live], state.pending[sk_live]
         since[at], cnt[at] = state.pending_since_ms[sk_live], state.pending_count[sk_live]
 
     # Flattened (key, fix of its device) evidence: out by default, then the near pairs and crosses.
-    lo, L = e_start[k_grp], e_len[k_grp]
+    # Context rows would be HOLD (no evidence): only each device's new fixes are laid out.
+    lo, L = e_start[k_grp] + has[k_grp], e_len[k_grp] - has[k_grp]
     off = np.concatenate([[0], np.cumsum(L)])
     flat_key = np.repeat(np.arange(K), L)
     flat_row = np.repeat(lo - off[:-1], L) + np.arange(off[-1])
     fk = k_fidx[flat_key]
-    obs = np.where(fs.af_on[fk] & (e_acc[flat_row] > fs.max_accuracy_m[fk]), HOLD, OUT).astype(np.int8)
-    obs[e_ctx[flat_row]] = HOLD
+    if any_poor:
+        obs = np.where(fs.af_on[fk] & (e_acc[flat_row] > fs.max_accuracy_m[fk]), HOLD, OUT).astype(np.int8)
+    else:
+        obs = np.full(len(fk), OUT, np.int8)
 
-    def pos_of(rows, fences):
-        k = np.searchsorted(comp, e_grp[rows] * nf + fences)
+    def pos_of(rows, k):
         return off[k] + rows - lo[k]
 
-    obs[pos_of(p_fix, p_fence)] = p_obs
+    obs[pos_of(p_fix, key_of[ns:ns + npf])] = p_obs
     cross = np.zeros(off[-1], bool)
-    cross[pos_of(c_row, c_fence)] = True
+    cross[pos_of(c_row, key_of[ns + npf:])] = True
 
     need = np.where(fs.af_on[k_fidx], fs.min_fixes[k_fidx], 1) if len(fs) else np.ones(K, np.int64)
     dwell = np.where(fs.af_on[k_fidx], fs.min_dwell_ms[k_fidx], 0) if len(fs) else np.zeros(K, np.int64)
@@ -292,7 +312,8 @@ def _xyz(lat, lon, rows) -> np.ndarray:
     return ecef(lat[rows], lon[rows]).reshape(-1, 3)
 
 
-def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys):
+def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternating=False, any_poor=True,
+             any_wide=True):
     """(row, fence index) of ``cross`` events-to-be: the segment from the device's previous fix meets a fence
     while both fixes are clearly outside it (beyond the anti-flap margin, so jitter around a parked car
     never crosses). Candidates: short segments' midpoints in ``fs.seg_grid``, longer ones by box (see
@@ -300,21 +321,35 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys):
 
     ``near_keys``: sorted ``row * max(len(fs), 1) + fence`` of the evidence pairs that are near (inside or
     within the margin). A segment ends at a new fix, whose evidence covers every fence within its margin,
-    so its end is beyond the margin exactly when its pair is not among them."""
+    so its end is beyond the margin exactly when its pair is not among them. ``alternating``: the stream is
+    (previous fix, new fix) per device, one new fix each; ``any_poor``: some fix may exceed a fence's
+    ``max_accuracy_m``; ``any_wide``: some fix's accuracy may exceed a fence's hysteresis."""
     if len(fs) == 0:
         return _NONE, _NONE
-    seg = np.flatnonzero((e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= config.cross_max_gap_ms)) + 1
-    la, lb, oa, ob = e_lat[seg - 1], e_lat[seg], e_lon[seg - 1], e_lon[seg]
+    gap = config.cross_max_gap_ms
+    if alternating:                    # the usual batch: rows 2i (previous fix) and 2i + 1 (new fix), views
+        seg = np.arange(1, len(e_ts), 2)
+        ok = e_ts[1::2] - e_ts[0::2] <= gap
+        la, lb, oa, ob = e_lat[0::2], e_lat[1::2], e_lon[0::2], e_lon[1::2]
+    else:
+        seg = np.flatnonzero((e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= gap)) + 1
+        ok = np.ones(len(seg), bool)
+        la, lb, oa, ob = e_lat[seg - 1], e_lat[seg], e_lon[seg - 1], e_lon[seg]
     dlat, dlon = lb - la, wrap_lon(ob - oa)
-    cos_low = np.cos(np.radians(np.minimum(np.abs(la), np.abs(lb))))   # at the end nearer the equator
+    # Cosine at the end nearer the equator, over-estimated (single precision errs by < 3e-7): ample for these
+    # prefilters, which only need an upper bound of the segment's length in metres.
+    cos_low = np.cos(np.radians(np.minimum(np.abs(la), np.abs(lb)).astype(np.float32))) * np.float32(1 + 1e-5)
+    cos_low += np.float32(1e-6)
     # Both ends beyond the margin and a path through the fence: at least twice the smallest margin long.
     # An equirectangular over-estimate of the length (1 % generous) never says no wrongly.
     shortest = 2.0 * float(fs.outer0_m.min())
     if shortest > 0:
         dx = np.abs(dlon) * cos_low
-        long = (dx * dx + dlat * dlat) * (111_700.0 * 1.01) ** 2 >= shortest * shortest
-        keep = np.flatnonzero(long)
+        ok &= (dx * dx + dlat * dlat) * (111_700.0 * 1.01) ** 2 >= shortest * shortest
+    if not ok.all():
+        keep = np.flatnonzero(ok)
         seg, la, lb, oa, dlon, cos_low = (v[keep] for v in (seg, la, lb, oa, dlon, cos_low))
+    cos_low = np.minimum(cos_low.astype(float), 1.0)
     if len(seg) == 0:
         return _NONE, _NONE
     lat_lo, lat_hi = np.minimum(la, lb), np.maximum(la, lb)
@@ -326,16 +361,25 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys):
     # the segment's reach (circles exactly, polygons by frame box); the start beyond the margin (which
     # implies outside); then the exact polygon intersection.
     key = r * max(len(fs), 1) + f
-    at = np.minimum(np.searchsorted(near_keys, key), max(len(near_keys) - 1, 0))
-    ok = near_keys[at] != key if len(near_keys) else np.ones(len(key), bool)
-    ok &= ~(fs.af_on[f] & ((e_acc[r - 1] > fs.max_accuracy_m[f]) | (e_acc[r] > fs.max_accuracy_m[f])))
+    ok = np.ones(len(key), bool)
+    if len(near_keys):
+        # Only the rows with some near pair need the search (most segments end clear of every fence).
+        has_near = np.zeros(len(e_ts), bool)
+        has_near[near_keys // max(len(fs), 1)] = True
+        s = np.flatnonzero(has_near[r])
+        at = np.minimum(np.searchsorted(near_keys, key[s]), len(near_keys) - 1)
+        ok[s] = near_keys[at] != key[s]
+    if any_poor:
+        ok &= ~(fs.af_on[f] & ((e_acc[r - 1] > fs.max_accuracy_m[f]) | (e_acc[r] > fs.max_accuracy_m[f])))
     r, f = r[ok], f[ok]
     par = fs.frame[f]
     xyz_a = _xyz(e_lat, e_lon, r - 1)
     ea, na = east_north(par, xyz_a)
     eb, nb = east_north(par, _xyz(e_lat, e_lon, r))
     ok = segment_reaches(fs, f, ea, na, eb, nb)
-    ok[ok] = beyond(fs, f[ok], xyz_a[ok], _margin(fs, f[ok], e_acc[r[ok] - 1]), ea[ok], na[ok])
+    fo = f[ok]
+    margin_a = _margin(fs, fo, e_acc[r[ok] - 1]) if any_wide else fs.outer0_m[fo]
+    ok[ok] = beyond(fs, fo, xyz_a[ok], margin_a, ea[ok], na[ok])
     r, f, ea, na, eb, nb = (v[ok] for v in (r, f, ea, na, eb, nb))
-    hit = segment_hits(fs, f, ea, na, eb, nb, reached=True)
+    hit = segment_hits(fs, f, ea, na, eb, nb, reached=True, ends_outside=True)
     return r[hit], f[hit]

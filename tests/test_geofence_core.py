@@ -368,19 +368,11 @@ def test_empty_fence_set():
 ORACLE_EXAMPLES = int(os.environ.get("VIGIL_ORACLE_EXAMPLES", "150"))
 
 
-@settings(max_examples=ORACLE_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(fleet_stream())
-def test_vectorised_step_matches_loop_oracle(data):
-    """The vectorised step gives the same events and state as the loop it replaced, batch after batch."""
+def assert_matches_oracle(stream, masks):
+    """Step the vectorised core and the loop oracle over the batches ``stream[mask]``; same events and state."""
     from tests.geofence_reference import reference_step
-    stream, cuts = data
-    n = len(stream["device"])
-    bounds = sorted({0, n, *(c % (n + 1) for c in cuts)})
-    ts_sorted = np.sort(stream["ts_ms"])
-    limits = [ts_sorted[b - 1] if b else stream["ts_ms"].min() - 1 for b in bounds]
     fast = slow = GeofenceState.empty()
-    for lo_t, hi_t in zip(limits[:-1], limits[1:]):
-        sel = (stream["ts_ms"] > lo_t) & (stream["ts_ms"] <= hi_t)
+    for sel in masks:
         part = {k: v[sel] for k, v in stream.items()}
         fast, ev_fast = step(fast, part, FLEET)
         slow, ev_slow = reference_step(slow, part, FLEET)
@@ -388,3 +380,27 @@ def test_vectorised_step_matches_loop_oracle(data):
         assert np.allclose(ev_fast.lat, ev_slow.lat) and (ev_fast.since_ms == ev_slow.since_ms).all()
         for name in ("device", "key_device", "key_fence", "side", "pending", "pending_count"):
             assert getattr(fast, name).tolist() == getattr(slow, name).tolist(), name
+
+
+@settings(max_examples=ORACLE_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleet_stream())
+def test_vectorised_step_matches_loop_oracle(data):
+    """The vectorised step gives the same events and state as the loop it replaced, batch after batch."""
+    stream, cuts = data
+    n = len(stream["device"])
+    bounds = sorted({0, n, *(c % (n + 1) for c in cuts)})
+    ts_sorted = np.sort(stream["ts_ms"])
+    limits = [ts_sorted[b - 1] if b else stream["ts_ms"].min() - 1 for b in bounds]
+    assert_matches_oracle(stream, [(stream["ts_ms"] > lo_t) & (stream["ts_ms"] <= hi_t)
+                                   for lo_t, hi_t in zip(limits[:-1], limits[1:])])
+
+
+@settings(max_examples=ORACLE_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleet_stream())
+def test_one_fix_per_device_batches_match_loop_oracle(data):
+    """Batches of one fix per device (the usual live batch, which takes the step's shorter paths) give the
+    loop oracle's events and state too."""
+    stream, _ = data
+    dev = stream["device"]
+    rank = np.arange(len(dev)) - np.searchsorted(dev, dev, "left")
+    assert_matches_oracle(stream, [rank == r for r in range(int(rank.max()) + 1)])
