@@ -11,6 +11,9 @@ In one run, on one core (BLAS/OpenMP pools at 1 thread), with the same seeded da
   shapely ``Point``, candidate fences from an ``STRtree`` over the fences' lon/lat geometries (circles as
   64-gons from geodesic offsets), then ``fence.contains(point)`` per candidate. Membership only, no
   transitions; on the first ``--loop-fixes`` fixes, at 10k fences.
+* **edit**: the time to apply one changed fence (a polygon given another's shape) at each size: an
+  incremental recompile (``geofence.splice``, what the processor does) beside a full ``FenceSet.compile``
+  of the edited list, both best of 3 on the same edit.
 * **agreement**: on that subset, the share of (fix, fence) memberships both agree on (Vigil's exact tests vs
   the 64-gon approximation; disagreements sit within metres of circle edges).
 
@@ -37,7 +40,8 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not
 import numpy as np  # noqa: E402
 import shapely  # noqa: E402
 
-from geofence import CircleFence, FenceSet, GeofenceState, inside, step  # noqa: E402
+from geofence import CircleFence, FenceSet, GeofenceState, PolygonFence, inside, step  # noqa: E402
+from geofence.splice import splice  # noqa: E402
 
 from bench.geofence_world import GEOD, fences, rounds  # noqa: E402
 
@@ -65,6 +69,24 @@ def run_vigil(fence_list, batches, repeat: int) -> dict:
             "fix_updates_per_s": round(n / best), "cpu_s": round(best_cpu, 3),
             "fix_updates_per_cpu_s": round(n / best_cpu), "compile_s": round(compile_s, 2), "events": events,
             "state_keys": int(len(state.key_device))}
+
+
+def run_edit(fence_list, fs: FenceSet) -> dict:
+    """Seconds to apply one changed fence: splice into ``fs`` vs a full compile of the edited list."""
+    polys = [i for i, f in enumerate(fence_list) if isinstance(f, PolygonFence)]
+    at, shape_of = polys[len(polys) // 2], polys[len(polys) // 3]
+    edited = list(fence_list)
+    edited[at] = PolygonFence(fence_list[at].fence_id, fence_list[shape_of].geometry)
+    timings = {}
+    for name, fn in (("splice_s", lambda: splice(fs, edited)), ("full_s", lambda: FenceSet.compile(edited))):
+        best = float("inf")
+        for _ in range(3):
+            gc.collect()
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        timings[name] = round(best, 3)
+    return timings
 
 
 def lonlat_geometry(f):
@@ -111,10 +133,12 @@ def main() -> None:
     for n in (int(x) for x in args.fences.split(",")):
         fl = fences(n)
         r = run_vigil(fl, batches, args.repeat)
+        r["edit"] = run_edit(fl, FenceSet.compile(fl))
         results.append(r)
         print(f"vigil  {n:>7} fences: {r['fix_updates_per_s']:>12,} fix-updates/s  ({r['seconds']} s; CPU "
               f"{r['cpu_s']} s: {r['fix_updates_per_cpu_s']:,}/s; "
               f"compile {r['compile_s']} s, events {r['events']}, state keys {r['state_keys']})")
+        print(f"       one changed fence: splice {r['edit']['splice_s']} s vs full compile {r['edit']['full_s']} s")
         if n == 10_000:
             b0 = batches[0]
             lat, lon = b0["lat"][:args.loop_fixes], b0["lon"][:args.loop_fixes]
@@ -132,7 +156,8 @@ def main() -> None:
     out = {"fix_updates_per_s": {str(r["fences"]): r["fix_updates_per_s"] for r in results},
            "fix_updates_per_cpu_s": {str(r["fences"]): r["fix_updates_per_cpu_s"] for r in results},
            "loop_fixes_per_s": loop and loop["fixes_per_s"], "ratio_at_10k": ratio,
-           "agreement": loop and loop["agreement"], "events": {str(r["fences"]): r["events"] for r in results},
+           "agreement": loop and loop["agreement"],
+           "edit_one_fence_s": {str(r["fences"]): r["edit"] for r in results}, "events": {str(r["fences"]): r["events"] for r in results},
            "targets": TARGETS,
            "met": bool(at10k and at10k["fix_updates_per_s"] >= TARGETS["fix_updates_per_s_10k"]
                        and ratio and ratio >= TARGETS["ratio"])}

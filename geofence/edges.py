@@ -71,3 +71,17 @@ def outside_segment_hits(edges: Edges, shape, fence, ea, na, eb, nb) -> np.ndarr
         hit[ask] = shapely.intersects(shapely.linestrings(coords), shape[fence[ask]])
     return hit
 
+
+
+def splice(a: Edges, b: Edges, src: np.ndarray) -> Edges:
+    """The edges of fences ``src`` (indices into a's fences followed by b's), copied in that order."""
+    ea = int(a.offsets[-1])
+    start = np.concatenate([a.offsets[:-1], b.offsets[:-1] + ea])[src]
+    count = np.concatenate([np.diff(a.offsets), np.diff(b.offsets)])[src]
+    offsets = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
+    rows = np.repeat(start - offsets[:-1], count) + np.arange(int(offsets[-1]))
+    xy = np.empty((len(rows), 4))
+    in_a = rows < ea
+    xy[in_a] = a.xy[rows[in_a]]
+    xy[~in_a] = b.xy[rows[~in_a] - ea]
+    return Edges(offsets, xy, np.concatenate([a.scale, b.scale])[src])

@@ -13,7 +13,9 @@ in the transaction that writes the events of that moment, with the arrival time 
 loaded and the stored fixes received since are replayed (the core skips fixes it has already seen), so
 a restart neither repeats nor misses a transition. On Kafka, offsets are committed only once a save
 covers them. The fence set is reloaded when ``fence_set_version`` moves (checked every ``fences_every_s``),
-compiled off the step path.
+compiled off the step path and incrementally: only new and changed fences are compiled, the rest is copied
+from the set in use (:func:`geofence.splice.splice`), so an edit among 100k fences takes effect in about a
+second rather than the eight a full compile takes.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import numpy as np
 
 from bus.base import FIXES, Bus
 from geofence.scope import FenceScope, fence_of
-from geofence.shapes import FenceSet
+from geofence.shapes import Fence, FenceSet
+from geofence.splice import splice
 from geofence.transitions import KIND_NAMES, Events, GeofenceState, StepConfig, step
 from notify import Notice, enqueue
 from storage import geofences as store
@@ -66,6 +69,7 @@ class GeofenceProcessor:
                                       device_is_car=[], device_owner=[])
         self._version = -1
         self._fence_rows: dict[int, dict] = {}
+        self._built: dict[int, tuple[dict, Fence]] = {}     # fence id -> (row, fence built from it)
         self._names: dict[int, str] = {}
         self._device_table: tuple = (np.zeros(0, np.int64), np.zeros(0, bool), [])
         self._devices_at = -1e9
@@ -153,11 +157,13 @@ class GeofenceProcessor:
 
     async def _reload_fences(self, *, force: bool = False) -> None:
         """Reload the fence set when ``fence_set_version`` moved. Compiling (seconds for thousands of
-        polygons) runs in a thread outside the step lock: steps go on with the old set meanwhile."""
+        polygons) runs in a thread outside the step lock: steps go on with the old set meanwhile. Only new
+        and changed fences are compiled; the set swaps in whole, so a deleted or changed fence stops matching
+        from the first step after it."""
         if not force and await store.fence_set_version(self.db) == self._version:
             return
         version, rows = await store.active_fences(self.db)
-        fences = await asyncio.to_thread(_compile, rows)
+        fences = await asyncio.to_thread(_compile, rows, self.fences, self._built)
         async with self._lock:
             self.fences, self._fence_rows, self._version = fences, {r["id"]: r for r in rows}, version
             await self._refresh_devices(force=force, rebuild=True)
@@ -263,24 +269,39 @@ def _take(events: Events, mask: np.ndarray) -> Events:
                   events.since_ms[mask].astype(np.int64), events.lat[mask], events.lon[mask])
 
 
-def _compile(rows: list[dict]) -> FenceSet:
-    """The fence set of the stored fences; a row the core refuses (the API validated it, so only a
-    hand-edited row) is left out and logged rather than stopping every other fence."""
-    fences = []
+def _compile(rows: list[dict], base: FenceSet, built: dict[int, tuple[dict, Fence]]) -> FenceSet:
+    """The fence set of the stored fences, compiling only those ``base`` lacks or holds changed. ``built``
+    (fence id -> (row, fence)), updated here, keeps unchanged rows' fences the same objects, which
+    :func:`splice` recognises at once. A row the core refuses (the API validated it, so only a hand-edited
+    row) is left out and logged rather than stopping every other fence."""
+    fences, now = [], {}
     for r in rows:
-        try:
-            fences.append(fence_of(fence_id=r["id"], kind=r["kind"], geometry=r["geometry"], radius_m=r["radius_m"],
-                                   name=r["name"], anti_flap=r["anti_flap"]))
-        except Exception as exc:
-            log.error("fence %s is invalid and ignored: %r", r["id"], exc)
-    try:
-        return FenceSet.compile(fences)
-    except Exception:
-        good = []
-        for f in fences:
+        prev = built.get(r["id"])
+        if prev is not None and prev[0] == r:
+            fence = prev[1]
+        else:
             try:
-                FenceSet.compile([f])
-                good.append(f)
+                fence = fence_of(fence_id=r["id"], kind=r["kind"], geometry=r["geometry"], radius_m=r["radius_m"],
+                                 name=r["name"], anti_flap=r["anti_flap"])
             except Exception as exc:
-                log.error("fence %s is invalid and ignored: %r", f.fence_id, exc)
-        return FenceSet.compile(good)
+                log.error("fence %s is invalid and ignored: %r", r["id"], exc)
+                continue
+        now[r["id"]] = (r, fence)
+        fences.append(fence)
+    built.clear()
+    built.update(now)
+    try:
+        return splice(base, fences)
+    except Exception:
+        held = base.index_of([f.fence_id for f in fences]).tolist()
+        good = [f for f, j in zip(fences, held) if (j >= 0 and base.fences[j] is f) or _compiles(f)]
+        return splice(base, good)
+
+
+def _compiles(fence: Fence) -> bool:
+    try:
+        FenceSet.compile([fence])
+        return True
+    except Exception as exc:
+        log.error("fence %s is invalid and ignored: %r", fence.fence_id, exc)
+        return False

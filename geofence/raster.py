@@ -44,14 +44,19 @@ class Rasters:
         return np.where(ok, self.codes[cell], OUT)
 
 
-def build(slot_shapes: list[np.ndarray], n: int, poly: np.ndarray) -> Rasters:
+def budget_size(k: int) -> int:
+    """Cells per raster side for ``k`` polygons: as many as the cell budget allows, within [8, MAX_SIZE]."""
+    return int(np.clip(np.sqrt(BUDGET_CELLS / max(k, 1)), 8, MAX_SIZE))
+
+
+def build(slot_shapes: list[np.ndarray], n: int, poly: np.ndarray, size: int | None = None) -> Rasters:
     """Rasters of the polygon fences ``poly`` (indices into n fences). ``slot_shapes``: object arrays (one per
     code, in bit order) of the shapes to classify, aligned with ``poly``; the first one's bounds set the box
-    and must hold the others."""
+    and must hold the others. ``size``: cells per side, by default :func:`budget_size`."""
     k = len(poly)
     slot = np.full(n, -1, np.int64)
     slot[poly] = np.arange(k)
-    r = int(np.clip(np.sqrt(BUDGET_CELLS / max(k, 1)), 8, MAX_SIZE))
+    r = budget_size(k) if size is None else int(size)
     if k == 0:
         return Rasters(r, slot, np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0, np.uint8))
     b = np.asarray(shapely.bounds(slot_shapes[0])).reshape(k, 4)
@@ -157,3 +162,23 @@ def _expand(start: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarra
     total = int(count.sum())
     within = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
     return item, start[item] + within
+
+
+def splice(a: Rasters, b: Rasters, src: np.ndarray) -> Rasters:
+    """The rasters of fences ``src`` (indices into a's fences followed by b's), both of one size: slots are
+    renumbered in fence order, as :func:`build` numbers them, and the codes copied, not rebuilt."""
+    if a.size != b.size:
+        raise ValueError(f"raster sizes differ: {a.size} and {b.size}")
+    r, ka, kb = a.size, len(a.origin), len(b.origin)
+    slot_ab = np.concatenate([a.slot, np.where(b.slot >= 0, b.slot + ka, -1)])[src]
+    poly = np.flatnonzero(slot_ab >= 0)
+    used = slot_ab[poly]
+    k = len(used)
+    slot = np.full(len(src), -1, np.int64)
+    slot[poly] = np.arange(k)
+    codes = np.empty((r, k, r), np.uint8)
+    from_a = used < ka
+    codes[:, from_a, :] = a.codes.reshape(r, ka, r)[:, used[from_a], :]
+    codes[:, ~from_a, :] = b.codes.reshape(r, kb, r)[:, used[~from_a] - ka, :]
+    return Rasters(r, slot, np.concatenate([a.origin, b.origin]).reshape(-1, 2)[used],
+                   np.concatenate([a.inv_cell, b.inv_cell]).reshape(-1, 2)[used], codes.reshape(-1))

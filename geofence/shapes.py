@@ -221,7 +221,9 @@ class FenceSet:
             _polygon_boxes(polys, centre, box_lat, box_lon)
 
     @classmethod
-    def compile(cls, fences: Sequence[Fence]) -> "FenceSet":
+    def compile(cls, fences: Sequence[Fence], *, raster_size: int | None = None) -> "FenceSet":
+        """Validate and compile ``fences`` (indices follow their order). ``raster_size``: cells per raster side,
+        by default from the cell budget (:func:`geofence.raster.build`); a splice passes the set's own."""
         fences = tuple(fences)
         n = len(fences)
         ids = np.array([f.fence_id for f in fences], dtype=np.int64)
@@ -240,7 +242,6 @@ class FenceSet:
             _polygons_in_frames(fences, polys, centre, shapes)      # an earlier invalid polygon comes first
             raise
         _polygons_in_frames(fences, polys, centre, shapes)
-        boxes, owner = lonlat_boxes(box_lat[:, 0], box_lat[:, 1], box_lon[:, 0], box_lon[:, 1])
         af = [f.anti_flap for f in fences]
         af_on = np.array([a.enabled for a in af], bool)
         hyst = np.array([a.hysteresis_m for a in af], float)
@@ -249,17 +250,12 @@ class FenceSet:
         grown_lat = np.column_stack([box_lat[:, 0] - pad / M_PER_DEG_LAT, box_lat[:, 1] + pad / M_PER_DEG_LAT])
         grown_half = box_lon[:, 1] + pad / M_PER_DEG_LON / np.cos(np.radians(np.minimum(
             np.abs(grown_lat).max(axis=1) if n else np.zeros(0), 89.9)))
-        gboxes, gowner = lonlat_boxes(grown_lat[:, 0], grown_lat[:, 1], box_lon[:, 0], grown_half)
-        g_lo = np.asarray(shapely.bounds(gboxes)).reshape(-1, 4)
         # Segment boxes of half extent up to SEG_HALF_M (see segment_half_fits) meet a box only if their
         # midpoint is in the box grown by seg_pad; longitude degrees taken at the box's highest latitude.
         worst = np.minimum(np.abs(box_lat).max(axis=1) if n else np.zeros(0), 90.0)
         with np.errstate(divide="ignore"):
             seg_lon = np.where(worst >= 89.9, 180.0, SEG_HALF_M / (M_PER_DEG_LON * np.cos(np.radians(worst))))
         seg_pad = np.column_stack([np.full(n, SEG_HALF_M / M_PER_DEG_LAT), seg_lon]).reshape(n, 2)
-        sboxes, sowner = lonlat_boxes(box_lat[:, 0] - seg_pad[:, 0], box_lat[:, 1] + seg_pad[:, 0], box_lon[:, 0],
-                                      np.minimum(box_lon[:, 1] + seg_pad[:, 1], 180.0))
-        s_lo = np.asarray(shapely.bounds(sboxes)).reshape(-1, 4)
         frame_box = np.full((n, 4), np.nan)
         poly = kind == POLYGON
         inner_cap = radius / 2
@@ -278,12 +274,9 @@ class FenceSet:
             grown[poly] = shapely.buffer(shapes[poly], outer0[poly], quad_segs=8)
             shapely.prepare(grown[poly])
         sure_in, sure_out = _sure_radii(poly, shrunk, grown, n)
-        id_table = np.zeros(0, np.int64)
-        if n and ids.min() >= 0 and ids.max() < 4 * n + 4096:
-            id_table = np.full(int(ids.max()) + 1, -1, np.int64)
-            id_table[ids] = np.arange(n)
+        grown_box = np.column_stack([grown_lat, box_lon[:, 0], np.minimum(grown_half, 180.0)]).reshape(n, 4)
         return cls(
-            fences=fences, fence_id=ids, id_order=np.argsort(ids), sorted_ids=np.sort(ids), kind=kind, radius_m=radius, shape=shapes,
+            fences=fences, fence_id=ids, kind=kind, radius_m=radius, shape=shapes,
             boundary=np.where(poly, shapely.boundary(np.where(poly, shapes, None)), None),
             frame_box=frame_box, centre=centre, frame=frame_params(centre[:, 0], centre[:, 1]).reshape(n, 9),
             box_lat=box_lat, box_lon=box_lon, af_on=af_on, hysteresis_m=hyst,
@@ -291,14 +284,29 @@ class FenceSet:
             min_dwell_ms=np.array([a.min_dwell_ms for a in af], np.int64),
             max_accuracy_m=max_acc, pad_m=pad, inner_cap_m=inner_cap, inner0_m=inner0, shrunk=shrunk,
             outer0_m=outer0, grown=grown,
-            grown_box=np.column_stack([grown_lat, box_lon[:, 0], np.minimum(grown_half, 180.0)]).reshape(n, 4),
-            tree=shapely.STRtree(boxes), tree_fence=owner,
-            grid=GridIndex.build(g_lo[:, 1], g_lo[:, 3], g_lo[:, 0], g_lo[:, 2], gowner),
-            seg_pad=seg_pad, seg_grid=GridIndex.build(s_lo[:, 1], s_lo[:, 3], s_lo[:, 0], s_lo[:, 2], sowner),
-            sure_in_m=sure_in, sure_out_m=sure_out, id_table=id_table,
+            grown_box=grown_box, seg_pad=seg_pad, sure_in_m=sure_in, sure_out_m=sure_out,
             edges=Edges.build(shapes[poly], n, np.flatnonzero(poly)),
-            rasters=build_rasters([grown[poly], shrunk[poly]], n, np.flatnonzero(poly)),
+            rasters=build_rasters([grown[poly], shrunk[poly]], n, np.flatnonzero(poly), size=raster_size),
+            **indices(ids, box_lat, box_lon, grown_box, seg_pad),
         )
+
+
+def indices(ids, box_lat, box_lon, grown_box, seg_pad) -> dict:
+    """The set-wide lookup structures of ``FenceSet`` (fields by name), from its per-fence boxes: the id
+    tables, the STRtree over the plain boxes, the grid over the grown ones and the segment grid."""
+    n = len(ids)
+    boxes, owner = lonlat_boxes(box_lat[:, 0], box_lat[:, 1], box_lon[:, 0], box_lon[:, 1])
+    g_x0, g_y0, g_x1, g_y1, gowner = lonlat_ranges(grown_box[:, 0], grown_box[:, 1], grown_box[:, 2], grown_box[:, 3])
+    s_x0, s_y0, s_x1, s_y1, sowner = lonlat_ranges(box_lat[:, 0] - seg_pad[:, 0], box_lat[:, 1] + seg_pad[:, 0],
+                                                   box_lon[:, 0], np.minimum(box_lon[:, 1] + seg_pad[:, 1], 180.0))
+    id_table = np.zeros(0, np.int64)
+    if n and ids.min() >= 0 and ids.max() < 4 * n + 4096:
+        id_table = np.full(int(ids.max()) + 1, -1, np.int64)
+        id_table[ids] = np.arange(n)
+    return dict(id_order=np.argsort(ids), sorted_ids=np.sort(ids), id_table=id_table,
+                tree=shapely.STRtree(boxes), tree_fence=owner,
+                grid=GridIndex.build(g_y0, g_y1, g_x0, g_x1, gowner),
+                seg_grid=GridIndex.build(s_y0, s_y1, s_x0, s_x1, sowner))
 
 
 def _circle_boxes(circles, radius, centre, box_lat, box_lon) -> None:
@@ -409,10 +417,16 @@ def segment_half_fits(half_lat, half_lon, cos_low) -> np.ndarray:
 
 
 def lonlat_boxes(lat_lo, lat_hi, lon_c, lon_half):
-    """Shapely boxes (lon, lat) for ranges given as lat [lo, hi] and lon centre ± half width (deg, arrays).
+    """Shapely boxes (lon, lat) of :func:`lonlat_ranges`, and their ``owner``."""
+    lon_lo, lat_lo, lon_hi, lat_hi, owner = lonlat_ranges(lat_lo, lat_hi, lon_c, lon_half)
+    return shapely.box(lon_lo, lat_lo, lon_hi, lat_hi), owner
 
-    Ranges crossing ±180 become two boxes; a half width >= 180 spans all longitudes. Returns (boxes, owner)
-    where ``owner[k]`` is the input row of box ``k``.
+
+def lonlat_ranges(lat_lo, lat_hi, lon_c, lon_half):
+    """Boxes (lon, lat) for ranges given as lat [lo, hi] and lon centre ± half width (deg, arrays).
+
+    Ranges crossing ±180 become two boxes; a half width >= 180 spans all longitudes. Returns (lon_lo, lat_lo,
+    lon_hi, lat_hi, owner) where ``owner[k]`` is the input row of box ``k``.
     """
     lat_lo = np.clip(np.asarray(lat_lo, float), -90, 90)
     lat_hi = np.clip(np.asarray(lat_hi, float), -90, 90)
@@ -428,6 +442,6 @@ def lonlat_boxes(lat_lo, lat_hi, lon_c, lon_half):
     extra = under | over
     ex_lo = np.where(under, lo + 360, -180.0)[extra]
     ex_hi = np.where(under, 180.0, hi - 360)[extra]
-    boxes = shapely.box(np.concatenate([main_lo, ex_lo]), np.concatenate([lat_lo, lat_lo[extra]]),
-                        np.concatenate([main_hi, ex_hi]), np.concatenate([lat_hi, lat_hi[extra]]))
-    return boxes, np.concatenate([rows, rows[extra]]).astype(np.int64)
+    return (np.concatenate([main_lo, ex_lo]), np.concatenate([lat_lo, lat_lo[extra]]),
+            np.concatenate([main_hi, ex_hi]), np.concatenate([lat_hi, lat_hi[extra]]),
+            np.concatenate([rows, rows[extra]]).astype(np.int64))
