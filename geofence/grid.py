@@ -98,8 +98,13 @@ class GridIndex:
     levels: tuple[_Level, ...]
 
     @classmethod
-    def build(cls, lat_lo, lat_hi, lon_lo, lon_hi, owner) -> "GridIndex":
-        """Boxes in degrees with ``-180 <= lon_lo <= lon_hi <= 180`` (split antimeridian boxes beforehand)."""
+    def build(cls, lat_lo, lat_hi, lon_lo, lon_hi, owner, *, reuse=None) -> "GridIndex":
+        """Boxes in degrees with ``-180 <= lon_lo <= lon_hi <= 180`` (split antimeridian boxes beforehand).
+
+        ``reuse``: (older index, new owner of each of its owners (-1: gone), bool mask of the boxes not in it).
+        When the older index has the levels this one gets and the renumbering keeps its owners' order, its
+        registrations are renumbered and only the new boxes registered: the same index, without the sort
+        over every registration (see :func:`geofence.splice.splice`)."""
         lat_lo, lat_hi = np.asarray(lat_lo, float), np.asarray(lat_hi, float)
         lon_lo, lon_hi = np.asarray(lon_lo, float), np.asarray(lon_hi, float)
         owner = np.asarray(owner, np.int64)
@@ -109,16 +114,27 @@ class GridIndex:
             np.maximum(np.abs(lat_lo), np.abs(lat_hi)), 0, 89.0))))
         base = 2.0 ** np.clip(np.round(np.log2(max(float(np.median(extent)) / 3, 1e-6))), -12, 0)
         left = np.ones(len(owner), bool)
-        levels = []
+        plan = []
         for k in range(LEVELS):
             cell = min(base * 4 ** k, 180.0)
             i0, i1, j0, j1 = _cell_ranges(cell, lat_lo, lat_hi, lon_lo, lon_hi)
             fits = left & (((i1 - i0 + 1) * (j1 - j0 + 1) <= MAX_CELLS) | (cell >= 180.0))
             if fits.any():
-                levels.append(_register(cell, i0[fits], i1[fits], j0[fits], j1[fits], owner[fits]))
+                plan.append((cell, fits, i0, i1, j0, j1))
             left &= ~fits
             if not left.any():
                 break
+        levels = None
+        if reuse is not None:
+            old, new_of_old, fresh = reuse
+            kept = new_of_old[new_of_old >= 0]
+            if [lv.cell_deg for lv in old.levels] == [p[0] for p in plan] and (np.diff(kept) > 0).all():
+                levels = [_splice_level(lv, new_of_old, cell, *(a[fits & fresh] for a in (i0, i1, j0, j1, owner)))
+                          for lv, (cell, fits, i0, i1, j0, j1) in zip(old.levels, plan)]
+                levels = None if any(lv is None for lv in levels) else levels
+        if levels is None:
+            levels = [_register(cell, i0[fits], i1[fits], j0[fits], j1[fits], owner[fits])
+                      for cell, fits, i0, i1, j0, j1 in plan]
         return cls(tuple(_with_shift(lv, levels[0].cell_deg) for lv in levels))
 
     def query(self, lat, lon) -> tuple[np.ndarray, np.ndarray]:
@@ -200,6 +216,28 @@ def _with_shift(lv: _Level, finest: float) -> _Level:
 
 def _register(cell, i0, i1, j0, j1, owner) -> _Level:
     n_lon = int(np.ceil(360.0 / cell))
+    cell_key, items = _pairs(n_lon, i0, i1, j0, j1, owner)
+    return _level(cell, n_lon, cell_key, items)
+
+
+def _splice_level(old: _Level, new_of_old, cell, i0, i1, j0, j1, owner) -> _Level | None:
+    """``old`` with its owners renumbered by ``new_of_old`` (increasing; -1 drops) and the boxes given added;
+    None when nothing is left."""
+    n_lon = old.n_lon
+    cell_key = np.repeat(old.keys, np.diff(old.offsets))
+    items = new_of_old[old.items]
+    keep = items >= 0
+    cell_key, items = cell_key[keep], items[keep]
+    if len(owner):
+        width = int(max(int(items.max()) if len(items) else 0, int(owner.max()))) + 1
+        add_key, add_items = _pairs(n_lon, i0, i1, j0, j1, owner)
+        at = np.searchsorted(cell_key * width + items, add_key * width + add_items)
+        cell_key, items = np.insert(cell_key, at, add_key), np.insert(items, at, add_items)
+    return _level(cell, n_lon, cell_key, items) if len(items) else None
+
+
+def _pairs(n_lon, i0, i1, j0, j1, owner) -> tuple[np.ndarray, np.ndarray]:
+    """(cell key, owner) of every cell each box covers, sorted by key then owner, without repeats."""
     n_i, n_j = i1 - i0 + 1, j1 - j0 + 1
     count = n_i * n_j
     total = int(count.sum())
@@ -211,14 +249,20 @@ def _register(cell, i0, i1, j0, j1, owner) -> _Level:
     width = int(owner.max()) + 1
     pair = np.sort(key * width + owner[box])
     pair = pair[np.append(True, pair[1:] != pair[:-1])]     # a box split at ±180 may share a cell with its twin
-    cell_key = pair // width
+    return pair // width, pair % width
+
+
+def _level(cell, n_lon, cell_key, items) -> _Level:
+    """The level of registrations (``cell_key``, ``items``) sorted by key then owner."""
     starts = np.flatnonzero(np.append(True, cell_key[1:] != cell_key[:-1]))
     keys = cell_key[starts]
-    offsets = np.append(starts, len(pair)).astype(np.int64)
+    offsets = np.append(starts, len(cell_key)).astype(np.int64)
     ci, cj = keys // n_lon, keys % n_lon
     i_lo, rows = int(ci.min()), int(ci.max() - ci.min() + 1)
     # The window in longitude starts after the widest empty gap, so a cluster across ±180 stays compact.
-    uj = np.unique(cj)
+    present = np.zeros(n_lon, bool)
+    present[cj] = True
+    uj = np.flatnonzero(present)
     gaps = np.diff(np.append(uj, uj[0] + n_lon))
     g = int(np.argmax(gaps))
     j_lo = int(uj[(g + 1) % len(uj)])
@@ -228,4 +272,4 @@ def _register(cell, i0, i1, j0, j1, owner) -> _Level:
         window = (i_lo, j_lo, rows, cols)
         table = np.full(rows * cols + 1, -1, np.int32)     # the last entry answers cells off the window
         table[(ci - i_lo) * cols + (cj - j_lo) % n_lon] = np.arange(len(keys), dtype=np.int32)
-    return _Level(cell, n_lon, keys, offsets, pair % width, window, table, -1)
+    return _Level(cell, n_lon, keys, offsets, items, window, table, -1)

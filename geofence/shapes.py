@@ -291,9 +291,12 @@ class FenceSet:
         )
 
 
-def indices(ids, box_lat, box_lon, grown_box, seg_pad) -> dict:
+def indices(ids, box_lat, box_lon, grown_box, seg_pad, reuse=None) -> dict:
     """The set-wide lookup structures of ``FenceSet`` (fields by name), from its per-fence boxes: the id
-    tables, the STRtree over the plain boxes, the grid over the grown ones and the segment grid."""
+    tables, the STRtree over the plain boxes, the grid over the grown ones and the segment grid.
+
+    ``reuse``: (older set, new index of each of its fences (-1: gone), bool per fence: not in the older set)
+    lets the grids renumber the older set's registrations rather than build anew (``GridIndex.build``)."""
     n = len(ids)
     boxes, owner = lonlat_boxes(box_lat[:, 0], box_lat[:, 1], box_lon[:, 0], box_lon[:, 1])
     g_x0, g_y0, g_x1, g_y1, gowner = lonlat_ranges(grown_box[:, 0], grown_box[:, 1], grown_box[:, 2], grown_box[:, 3])
@@ -303,10 +306,14 @@ def indices(ids, box_lat, box_lon, grown_box, seg_pad) -> dict:
     if n and ids.min() >= 0 and ids.max() < 4 * n + 4096:
         id_table = np.full(int(ids.max()) + 1, -1, np.int64)
         id_table[ids] = np.arange(n)
+    g_reuse = s_reuse = None
+    if reuse is not None:
+        old, new_of_old, fresh = reuse
+        g_reuse, s_reuse = (old.grid, new_of_old, fresh[gowner]), (old.seg_grid, new_of_old, fresh[sowner])
     return dict(id_order=np.argsort(ids), sorted_ids=np.sort(ids), id_table=id_table,
                 tree=shapely.STRtree(boxes), tree_fence=owner,
-                grid=GridIndex.build(g_y0, g_y1, g_x0, g_x1, gowner),
-                seg_grid=GridIndex.build(s_y0, s_y1, s_x0, s_x1, sowner))
+                grid=GridIndex.build(g_y0, g_y1, g_x0, g_x1, gowner, reuse=g_reuse),
+                seg_grid=GridIndex.build(s_y0, s_y1, s_x0, s_x1, sowner, reuse=s_reuse))
 
 
 def _circle_boxes(circles, radius, centre, box_lat, box_lon) -> None:

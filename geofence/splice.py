@@ -3,8 +3,9 @@
 ``FenceSet.compile`` of 100k fences takes seconds, most of it in shapely buffers and rasters, all per fence.
 :func:`splice` compiles only the fences that are new or changed (by ``fence_id`` and value) and copies every
 other fence's rows (frames, boxes, shapes, edges, raster codes) out of the older set; only the set-wide
-lookup structures (id tables, STRtree, grids: :func:`geofence.shapes.indices`) are rebuilt, from the
-per-fence boxes, which is plain array work. The result is the set ``FenceSet.compile(fences)`` gives, fence
+lookup structures (id tables, STRtree, grids: :func:`geofence.shapes.indices`) are rebuilt from the
+per-fence boxes, the grids by renumbering the older set's registrations (when fences keep their order, as
+the processor's list, ordered by id, does) and registering the new boxes alone. The result is the set ``FenceSet.compile(fences)`` gives, fence
 for fence in the same order, except possibly the raster size (see :func:`raster_size`); rasters answer
 exactly what shapely would, so memberships and events are the same.
 
@@ -66,6 +67,8 @@ def splice(base: FenceSet, fences: Sequence[Fence]) -> FenceSet:
     src = np.empty(n, np.int64)
     src[same] = at[same]
     src[~same] = len(base) + np.arange(len(fresh))
+    new_of_old = np.full(len(base), -1, np.int64)
+    new_of_old[at[same]] = np.flatnonzero(same)
     rows = {name: np.concatenate([getattr(base, name), getattr(new, name)])[src] for name in _ROWS}
     # With no polygon of base kept its raster size may differ from the new one's; it gives no codes then.
     old_rasters = base.rasters if kept_poly else _empty_like(new.rasters, len(base))
@@ -73,7 +76,8 @@ def splice(base: FenceSet, fences: Sequence[Fence]) -> FenceSet:
         fences=fences, **rows,
         edges=edges_mod.splice(base.edges, new.edges, src),
         rasters=raster.splice(old_rasters, new.rasters, src),
-        **indices(ids, rows["box_lat"], rows["box_lon"], rows["grown_box"], rows["seg_pad"]),
+        **indices(ids, rows["box_lat"], rows["box_lon"], rows["grown_box"], rows["seg_pad"],
+                  reuse=(base, new_of_old, ~same)),
     )
 
 
