@@ -184,3 +184,29 @@ def test_splice_refuses_what_compile_refuses():
     with pytest.raises(RejectedInput) as err:
         splice(base, [base.fences[0], make_fence(1, 50.0, 0.0, 100.0, 0, 0)])
     assert err.value.reason == "duplicate_fence_id"
+
+
+def test_processor_reload_splices_and_leaves_out_a_refused_row():
+    """The processor's reload (geofence.processor._compile): unchanged rows keep their compiled fences, a
+    hand-edited row the core refuses is left out (logged), the others are spliced in."""
+    from geofence.processor import _compile
+
+    def row(fid, east, name="f", geometry=None):
+        lat, lon = (float(v) for v in offset(LAT0, LON0, east, 0.0))
+        return {"id": fid, "kind": "polygon" if geometry else "circle", "name": name, "anti_flap": None,
+                "geometry": geometry or {"type": "Point", "coordinates": [lon, lat]},
+                "radius_m": None if geometry else 100.0}
+
+    square_row = row(3, 0.0, geometry={"type": "Polygon", "coordinates": [square(LAT0, LON0 + 0.01, 200)]})
+    rows = [row(1, 0.0), row(2, 500.0), square_row]
+    built: dict = {}
+    base = _compile(rows, FenceSet.compile([]), built)
+    assert base.fence_id.tolist() == [1, 2, 3]
+    bowtie = {"type": "Polygon", "coordinates": [[[9.19, 45.46], [9.20, 45.47], [9.20, 45.46], [9.19, 45.47],
+                                                  [9.19, 45.46]]]}
+    edited = [row(1, 0.0), row(2, 900.0, name="moved"), square_row, row(4, 0.0, geometry=bowtie)]
+    fs = _compile(edited, base, built)
+    assert fs.fence_id.tolist() == [1, 2, 3]
+    assert fs.fences[0] is base.fences[0] and fs.shape[2] is base.shape[2]      # copied
+    assert fs.fences[1] is not base.fences[1] and fs.fences[1].name == "moved"
+    assert_same_set(fs, FenceSet.compile([base.fences[0], fs.fences[1], base.fences[2]]))
