@@ -62,7 +62,7 @@ async def apply_device_events(db: Database, events: list[DeviceEvent], config: A
                 conn, inputs, keys, raisable, [e.device for e in events])
             # One copy of each event: a burst may hold both the lane's and the main gateway's copy.
             events = [e for e in events if e.event_id is None or (e.device, e.event_id) in fresh]
-            events = list({(e.device, e.event_id) if e.event_id else id(e): e for e in reversed(events)}.values())
+            events = list({(e.device, e.event_id) if e.event_id else id(e): e for e in events}.values())
             if not events:
                 return []
             result = apply_events(opened, arming, events, config, now)
