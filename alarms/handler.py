@@ -4,6 +4,7 @@ device batch or operator action in one transaction (notices go to the outbox in 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Callable
 
@@ -49,25 +50,29 @@ async def apply_device_events(db: Database, events: list[DeviceEvent], config: A
     events = [e for e in events if e.type in RELEVANT]
     if not events:
         return []
+    inputs = list({(e.device, e.event_id) for e in events if e.event_id})
+    keys = [(e.device, TRIGGERS.get(e.type) or RESTORES.get(e.type)) for e in events]
+    keys = [k for k in keys if k[1] is not None]
+    raisable = [(e.device, TRIGGERS[e.type]) for e in events if e.type in TRIGGERS]
     try:
-        # Pipeline mode: statements whose result is not read go out together with the next read (or the
-        # commit), so the transaction costs a handful of round trips, not one per statement.
+        # Pipeline mode, two round trips for a new alarm: every read at once (begin_apply), then every
+        # write (alarm with its pre-drawn id, steps, outbox, audit, NOTIFY) goes out with the commit.
         async with db.connection() as conn, conn.pipeline(), conn.transaction():
-            await store.lock(conn)
-            fresh = await store.new_inputs(conn, list({(e.device, e.event_id) for e in events if e.event_id}))
+            fresh, opened, arming, devices, new_ids = await store.begin_apply(
+                conn, inputs, keys, raisable, [e.device for e in events])
+            # One copy of each event: a burst may hold both the lane's and the main gateway's copy.
             events = [e for e in events if e.event_id is None or (e.device, e.event_id) in fresh]
+            events = list({(e.device, e.event_id) if e.event_id else id(e): e for e in events}.values())
             if not events:
                 return []
-            keys = [(e.device, TRIGGERS.get(e.type) or RESTORES.get(e.type)) for e in events]
-            opened, arming, devices = await store.load_context(
-                conn, [k for k in keys if k[1] is not None], [e.device for e in events])
             result = apply_events(opened, arming, events, config, now)
             await store.save_arming(conn, {d: s for d, s in result.arming.items() if arming.get(d) != s})
             changed = []
             for key, alarm in result.alarms.items():
                 changes = list(result.changes.get(key, []))
                 if alarm.id is None:
-                    alarm = await _insert_and_notify(conn, alarm, changes, devices[alarm.device], config, now)
+                    alarm = await _insert_and_notify(conn, alarm, new_ids.get(key), changes, devices[alarm.device],
+                                                     config, now)
                 else:
                     await store.save(conn, alarm)
                     alarm, more = await run_chain(conn, alarm, config, now, devices.get(alarm.device))
@@ -80,12 +85,17 @@ async def apply_device_events(db: Database, events: list[DeviceEvent], config: A
         raise StorageError(f"applying device events to alarms: {exc}") from exc
 
 
-async def _insert_and_notify(conn: psycopg.AsyncConnection, alarm: Alarm, changes: list[Change], device,
-                             config: AlarmConfig, now: dt.datetime) -> Alarm:
-    """A new alarm with the stages due now (the raise), its notices and audit rows: the insert gives the
-    id; the rest rides the pipeline to the commit. Alarms are latency-critical."""
+async def _insert_and_notify(conn: psycopg.AsyncConnection, alarm: Alarm, alarm_id: int | None,
+                             changes: list[Change], device, config: AlarmConfig, now: dt.datetime) -> Alarm:
+    """A new alarm with the stages due now (the raise), its notices and audit rows. With its id drawn
+    beforehand (``alarm_id``) nothing is read back: it all rides the pipeline to the commit. Alarms are
+    latency-critical."""
     alarm, stages = due_stages(alarm, config.chain(alarm.type), now)
-    alarm = await store.save(conn, alarm)
+    if alarm_id is None:  # not foreseen by begin_apply (cannot happen today): the insert returns the id
+        alarm = await store.save(conn, alarm)
+    else:
+        alarm = dataclasses.replace(alarm, id=alarm_id)
+        await store.insert(conn, alarm)
     await store.record_steps(conn, alarm.id, [step for step, _ in stages], now)
     for step, stage in stages:
         notices = stage_notices(alarm, stage, step, device, config)

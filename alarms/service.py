@@ -10,6 +10,7 @@ comes second finds the event in ``alarm_inputs`` and skips it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import logging
 import math
@@ -42,6 +43,8 @@ FIRST_SWEEP = dt.timedelta(hours=1)
 #: publishes them on the main bus. Where the alarm lane runs in a process of its own, the main process
 #: applies only these from its bus (the rest reach the alarm process first, on its own MQTT session).
 OFF_LANE_TYPES = frozenset({"crash"})
+#: Most bus batches applied in one transaction (a burst that queued while the previous one ran).
+MAX_BURST_BATCHES = 64
 _RELEVANT_CODES = np.array(sorted(EVENT_CODE[t] for t in RELEVANT if t in EVENT_CODE), dtype=np.uint8)
 
 
@@ -96,13 +99,40 @@ class AlarmService:
         await asyncio.gather(*loops)
 
     async def _consume(self) -> None:
-        async for delivery in self.bus.consume(EVENTS, GROUP):
-            self._quiet.clear()
-            try:
-                await retry_forever(self.handle, delivery.batch, what="applying events to alarms", log=log)
-                await delivery.commit()
-            finally:
-                self._quiet.set()
+        """Apply bus batches; the batches that queued up while one transaction ran go together in the
+        next (a burst costs one transaction, not one wait per batch behind the previous one)."""
+        waiting: collections.deque = collections.deque()
+        arrived = asyncio.Event()
+
+        async def pull() -> None:
+            async for delivery in self.bus.consume(EVENTS, GROUP):
+                while len(waiting) >= MAX_BURST_BATCHES:  # bounded: the bus's own queue holds the rest
+                    await asyncio.sleep(0.005)
+                waiting.append(delivery)
+                arrived.set()
+
+        puller = asyncio.create_task(pull(), name="alarm-bus-reader")
+        try:
+            while True:
+                while not waiting:
+                    if puller.done():
+                        return puller.result()
+                    arrived.clear()
+                    waiter = asyncio.ensure_future(arrived.wait())
+                    await asyncio.wait([waiter, puller], return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                burst = [waiting.popleft() for _ in range(min(len(waiting), MAX_BURST_BATCHES))]
+                self._quiet.clear()
+                try:
+                    batch = burst[0].batch if len(burst) == 1 else EventBatch.concat([d.batch for d in burst])
+                    await retry_forever(self.handle, batch, what="applying events to alarms", log=log)
+                    for delivery in burst:  # in order: a Kafka commit covers everything before it
+                        await delivery.commit()
+                finally:
+                    self._quiet.set()
+        finally:
+            puller.cancel()
+            await asyncio.gather(puller, return_exceptions=True)
 
     async def _every(self, job, every_s: float) -> None:
         while True:

@@ -81,22 +81,6 @@ async def audit(conn: psycopg.AsyncConnection, alarm_id: int, changes: Iterable[
     return n
 
 
-async def load_context(conn: psycopg.AsyncConnection, keys: list[tuple[int, str]], codes: list[int]):
-    """(open alarms of ``keys`` locked, arming of ``codes``, device info of ``codes``) in one round trip."""
-    keys, codes = list(set(keys)), list(set(codes))
-    async with conn.pipeline():
-        opened = await conn.execute(
-            _SELECT + " JOIN unnest(%s::bigint[], %s::text[]) AS k(dev, typ) ON a.device_id = k.dev"
-            " AND a.type = k.typ WHERE a.resolved_at IS NULL FOR UPDATE OF a",
-            ([k[0] for k in keys], [k[1] for k in keys]))
-        arming = await conn.execute("SELECT device_id, armed, changed_ts FROM alarm_arming WHERE device_id = ANY(%s)",
-                                    (codes,))
-        info = await conn.execute("SELECT id, device_id, kind, owner FROM devices WHERE id = ANY(%s)", (codes,))
-    return ({(a.device, a.type): a for a in map(_alarm, await opened.fetchall())},
-            {r[0]: (r[1], r[2]) for r in await arming.fetchall()},
-            {r[0]: (r[1], r[2], r[3]) for r in await info.fetchall()})
-
-
 async def record_steps(conn: psycopg.AsyncConnection, alarm_id: int, steps: list[int], now: dt.datetime) -> None:
     """Record the steps of a new alarm's chain run now (its id is new: they cannot have run before)."""
     await conn.execute("INSERT INTO alarm_steps (alarm_id, step, executed_at) SELECT %s, s, %s FROM unnest(%s::int[]) s",
@@ -117,17 +101,6 @@ async def devices_of(conn: psycopg.AsyncConnection, codes: Iterable[int]) -> dic
     return {r[0]: (r[1], r[2], r[3]) for r in await cur.fetchall()}
 
 
-async def new_inputs(conn: psycopg.AsyncConnection, keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
-    """Mark device events as applied; returns those not applied before (a replay is skipped)."""
-    if not keys:
-        return set()
-    cur = await conn.execute(
-        "INSERT INTO alarm_inputs (device_id, event_id) SELECT * FROM unnest(%s::bigint[], %s::text[])"
-        " ON CONFLICT DO NOTHING RETURNING device_id, event_id",
-        ([k[0] for k in keys], [k[1] for k in keys]))
-    return {(r[0], r[1]) for r in await cur.fetchall()}
-
-
 async def save_arming(conn: psycopg.AsyncConnection, arming: dict[int, tuple[bool, dt.datetime]]) -> None:
     if not arming:
         return
@@ -137,3 +110,47 @@ async def save_arming(conn: psycopg.AsyncConnection, arming: dict[int, tuple[boo
         " %s::timestamptz[]) ON CONFLICT (device_id) DO UPDATE SET armed = excluded.armed,"
         " changed_ts = excluded.changed_ts WHERE alarm_arming.changed_ts <= excluded.changed_ts",
         (codes, [arming[c][0] for c in codes], [arming[c][1] for c in codes]))
+
+
+async def begin_apply(conn: psycopg.AsyncConnection, inputs: list[tuple[int, str]], keys: list[tuple[int, str]],
+                      raisable: list[tuple[int, str]], codes: list[int]):
+    """Everything a device-event transaction reads, in ONE round trip (pipeline mode): the alarm lock,
+    the inputs marked applied (those not applied before), the open alarms of ``keys`` (locked), arming
+    and device info of ``codes``, and a fresh alarm id for each ``raisable`` key with no open alarm, so
+    the inserts need not read their id back (an id not used leaves a gap in the sequence, nothing else).
+
+    Returns (fresh inputs, open alarms by key, arming by code, device info by code, new id by key)."""
+    keys, codes, raisable = list(set(keys)), list(set(codes)), list(set(raisable))
+    async with conn.pipeline():  # leaving the block syncs: one round trip for all of it
+        await lock(conn)
+        fresh = None
+        if inputs:
+            fresh = await conn.execute(
+                "INSERT INTO alarm_inputs (device_id, event_id) SELECT * FROM unnest(%s::bigint[], %s::text[])"
+                " ON CONFLICT DO NOTHING RETURNING device_id, event_id",
+                ([k[0] for k in inputs], [k[1] for k in inputs]))
+        opened = await conn.execute(
+            _SELECT + " JOIN unnest(%s::bigint[], %s::text[]) AS k(dev, typ) ON a.device_id = k.dev"
+            " AND a.type = k.typ WHERE a.resolved_at IS NULL FOR UPDATE OF a",
+            ([k[0] for k in keys], [k[1] for k in keys]))
+        arming = await conn.execute("SELECT device_id, armed, changed_ts FROM alarm_arming WHERE device_id = ANY(%s)",
+                                    (codes,))
+        info = await conn.execute("SELECT id, device_id, kind, owner FROM devices WHERE id = ANY(%s)", (codes,))
+        # Under the lock no other writer opens an alarm for these keys before this transaction commits.
+        ids = await conn.execute(
+            "SELECT k.dev, k.typ, nextval(pg_get_serial_sequence('alarms', 'id'))"
+            " FROM unnest(%s::bigint[], %s::text[]) AS k(dev, typ) WHERE NOT EXISTS (SELECT 1 FROM alarms a"
+            " WHERE a.device_id = k.dev AND a.type = k.typ AND a.resolved_at IS NULL)",
+            ([k[0] for k in raisable], [k[1] for k in raisable]))
+    return ({(r[0], r[1]) for r in await fresh.fetchall()} if fresh is not None else set(),
+            {(a.device, a.type): a for a in map(_alarm, await opened.fetchall())},
+            {r[0]: (r[1], r[2]) for r in await arming.fetchall()},
+            {r[0]: (r[1], r[2], r[3]) for r in await info.fetchall()},
+            {(r[0], r[1]): r[2] for r in await ids.fetchall()})
+
+
+async def insert(conn: psycopg.AsyncConnection, alarm: Alarm) -> None:
+    """Insert a new alarm whose id was drawn already (:func:`begin_apply`): nothing to read back."""
+    await conn.execute(
+        f"INSERT INTO alarms (id, device_id, {', '.join(_FIELDS)}) VALUES (%s, %s, {', '.join(['%s'] * len(_FIELDS))})",
+        [alarm.id, alarm.device, *[getattr(alarm, f) for f in _FIELDS]])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 from storage import devices
 from storage.db import Database
 from storage.devices import Device
+
+log = logging.getLogger(__name__)
 
 
 class DeviceRegistry:
@@ -40,3 +44,22 @@ class DeviceRegistry:
                 else:
                     self._unknown[ident] = now + self.negative_ttl_s
         return found
+
+    async def warm(self, kinds: tuple[str, ...]) -> int:
+        """Cache every device of ``kinds`` now (one query); returns how many."""
+        now = self._clock()
+        fresh = await devices.of_kinds(self.db, kinds)
+        for ident, device in fresh.items():
+            self._known[ident] = (device, now + self.ttl_s)
+            self._unknown.pop(ident, None)
+        return len(fresh)
+
+    async def keep_warm(self, kinds: tuple[str, ...], every_s: float) -> None:
+        """Until cancelled: :meth:`warm` every ``every_s`` (less than ``ttl_s``), so a known device's message
+        never waits for a look-up (the alarm lane's latency); status changes show within ``every_s``."""
+        while True:
+            try:
+                await self.warm(kinds)
+            except Exception:  # a DB blip: the cache still holds, and a miss still looks the device up
+                log.exception("refreshing the device cache failed")
+            await asyncio.sleep(every_s)

@@ -56,6 +56,14 @@ async def lookup(db: Database, device_ids: Iterable[str]) -> dict[str, Device]:
         return {row[1]: Device(*row) for row in await cur.fetchall()}
 
 
+async def of_kinds(db: Database, kinds: Iterable[str]) -> dict[str, Device]:
+    """Every device of ``kinds`` (the alarm lane keeps home kits and pet trackers cached)."""
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT id, device_id, kind, owner, status FROM devices WHERE kind = ANY(%s)",
+                                 (list(kinds),))
+        return {row[1]: Device(*row) for row in await cur.fetchall()}
+
+
 async def timezones(db: Database) -> dict[int, str]:
     """Device code → time zone, for the devices not in UTC."""
     async with db.connection() as conn:

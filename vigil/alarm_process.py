@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 60.0
 #: Restart delays after a crash: doubling from the first to the last, reset once a child ran a minute.
 RESTART_DELAY_S = (0.5, 10.0)
+#: Device kinds whose topics the alarm lane reads (alarms.service.ALARM_TOPICS), kept in its device cache,
+#: refreshed this often (under the registry's 30 s time-to-live: a known device is never looked up).
+LANE_KINDS = ("home", "pet")
+REGISTRY_REFRESH_S = 10.0
 
 
 def settings_json(settings: Settings) -> dict:
@@ -204,6 +208,10 @@ async def serve(config: dict, stop: asyncio.Event) -> None:
         lane = Gateway(settings=lane_settings, mqtt_url=config["mqtt_url"], db=db, bus=bus, metrics=Metrics(),
                        username=config["username"], password=config["password"], topics=ALARM_TOPICS,
                        store_rejects=False)
+        # Home kits and pet trackers (the kinds whose topics the lane reads) stay cached: an alarm never
+        # waits for its device's look-up in a PostgreSQL busy with the main writer's COPY.
+        await lane.registry.warm(LANE_KINDS)
+        tasks.append(asyncio.create_task(lane.registry.keep_warm(LANE_KINDS, REGISTRY_REFRESH_S), name="lane-devices"))
         tasks.append(asyncio.create_task(lane.run(), name="alarm-lane"))
         server = None
         try:
