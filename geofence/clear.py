@@ -100,9 +100,15 @@ class Clearance:
     def lookup(self, lat, lon) -> np.ndarray:
         """Clearance (cells, uint8) of each point's cell; off the map ``MAX_CLEAR`` (no box lies within
         ``_PAD`` cells of its edge), 0 for points with no valid position or without a map."""
+        return self.lookup_cells(lat, lon)[0]
+
+    def lookup_cells(self, lat, lon) -> tuple[np.ndarray, tuple | None]:
+        """:meth:`lookup`, and the points' (row, column) as floats for :meth:`segments_clear` (None without
+        a map)."""
         if not self.enabled:
-            return np.zeros(len(lat), np.uint8)
-        i, j = self._rows_cols(lat, lon)
+            return np.zeros(len(lat), np.uint8), None
+        cells = self._rows_cols(lat, lon)
+        i, j = cells
         with np.errstate(invalid="ignore"):       # NaN and far-off points: any int, rejected by the range test
             i, j = i.astype(np.int32), j.astype(np.int32)
         ok = i.view(np.uint32) < self.rows        # negative rows become huge: one test per bound pair
@@ -115,15 +121,16 @@ class Clearance:
         valid &= np.abs(lon) <= 180.0
         if not valid.all():
             d[~valid] = 0
-        return d
+        return d, cells
 
-    def segments_clear(self, d_end, lat_a, lon_a, lat_b, lon_b) -> np.ndarray:
+    def segments_clear(self, d_end, lat_a, lon_a, lat_b, lon_b, end_cells=None) -> np.ndarray:
         """Per segment from (lat_a, lon_a) to (lat_b, lon_b) whose end's clearance is ``d_end``: does its
-        box lie in untouched cells (the start fewer than ``d_end`` cells from the end on both axes)?"""
+        box lie in untouched cells (the start fewer than ``d_end`` cells from the end on both axes)?
+        ``end_cells``: the ends' cells from :meth:`lookup_cells`, if at hand."""
         if not self.enabled:
             return np.zeros(len(d_end), bool)
         ia, ja = self._rows_cols(lat_a, lon_a)
-        ib, jb = self._rows_cols(lat_b, lon_b)
+        ib, jb = self._rows_cols(lat_b, lon_b) if end_cells is None else end_cells
         ia -= ib
         ja -= jb
         np.abs(ia, out=ia)

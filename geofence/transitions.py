@@ -149,7 +149,7 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     af_pad = fs.pad_m[fs.af_on]
     wide = acc0 > (float(af_pad.min()) if len(af_pad) else np.inf)
     # Fixes in cells clear of every grown box (and with the usual margin) have no candidate: not looked up.
-    clear_d = fs.clear.lookup(lat, lon) if config.shortcut and len(fs) else None
+    clear_d, clear_cells = fs.clear.lookup_cells(lat, lon) if config.shortcut and len(fs) else (None, None)
     if not len(fs):
         g_fix, g_fence = _NONE, _NONE
     elif clear_d is None or not fs.clear.enabled:
@@ -186,7 +186,7 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     if clear_d is not None and fs.clear.enabled:
         e_clear = clear_d if alternating else stream(clear_d, np.zeros(len(state.device), np.uint8))
     c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, np.sort(p_fix * nf + p_fence),
-                              alternating, any_poor, any_wide, e_clear)
+                              alternating, any_poor, any_wide, e_clear, clear_cells)
 
     # Keys: state rows of these devices (fences still defined), near pairs, cross pairs.
     s_found, s_grp = rank(state.key_device)
@@ -329,7 +329,7 @@ def _xyz(lat, lon, rows) -> np.ndarray:
 
 
 def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternating=False, any_poor=True,
-             any_wide=True, e_clear=None):
+             any_wide=True, e_clear=None, new_cells=None):
     """(row, fence index) of ``cross`` events-to-be: the segment from the device's previous fix meets a fence
     while both fixes are clearly outside it (beyond the anti-flap margin, so jitter around a parked car
     never crosses). Candidates: short segments' midpoints in ``fs.seg_grid``, longer ones by box (see
@@ -341,7 +341,8 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternatin
     (previous fix, new fix) per device, one new fix each; ``any_poor``: some fix may exceed a fence's
     ``max_accuracy_m``; ``any_wide``: some fix's accuracy may exceed a fence's hysteresis. ``e_clear``: the
     clearance (cells, :mod:`geofence.clear`) of each stream row's fix (0 for context rows), or of each new fix
-    when ``alternating``; segments lying in clear cells are dropped before any search (None: none dropped)."""
+    when ``alternating``; segments lying in clear cells are dropped before any search (None: none dropped).
+    ``new_cells``: the new fixes' cells (``Clearance.lookup_cells``), used when ``alternating``."""
     if len(fs) == 0:
         return _NONE, _NONE
     gap = config.cross_max_gap_ms
@@ -354,7 +355,8 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternatin
         ok = np.ones(len(seg), bool)
         la, lb, oa, ob = e_lat[seg - 1], e_lat[seg], e_lon[seg - 1], e_lon[seg]
     if e_clear is not None:
-        keep = np.flatnonzero(~fs.clear.segments_clear(e_clear if alternating else e_clear[seg], la, oa, lb, ob))
+        keep = np.flatnonzero(~(fs.clear.segments_clear(e_clear, la, oa, lb, ob, new_cells) if alternating
+                                else fs.clear.segments_clear(e_clear[seg], la, oa, lb, ob)))
         seg, ok, la, lb, oa, ob = (v[keep] for v in (seg, ok, la, lb, oa, ob))
     dlat, dlon = lb - la, wrap_lon(ob - oa)
     # Cosine at the end nearer the equator, over-estimated (single precision errs by < 3e-7): ample for these
