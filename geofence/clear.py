@@ -3,7 +3,8 @@
 The step's per-fix work (grid query, evidence, the segment's cross check) finds nothing for most fixes: they
 are nowhere near a fence. This map lets the step skip that work exactly where the result is known to be
 empty. Over the bounding region of the fences' boxes grown by ``pad_m`` (the boxes the grid registers), a
-uniform raster of at most ``BUDGET_CELLS`` cells holds, per cell, the Chebyshev distance in cells to the
+uniform raster of at most ``BUDGET_CELLS`` cells (``CELLS_PER_FENCE`` per fence, at least ``MIN_CELLS``:
+fewer fences, coarser cells and a cheaper build) holds, per cell, the Chebyshev distance in cells to the
 nearest cell a grown box touches (0: touched), capped at ``MAX_CLEAR``; a valid position off the map is
 ``MAX_CLEAR`` from any (the map has ``_PAD`` untouched cells round the boxes). Then, for a fix at ``D``:
 
@@ -16,8 +17,10 @@ Both follow from monotone cell arithmetic (``floor((x - origin) * inv)`` never o
 way round), with no tolerance needed: a fix or segment box reaching a fence's plain box is at least the
 1 m of ``pad_m`` inside its grown box. The map is part of the fence set (built with the grid, so a splice or
 reload replaces it with the set), which is why the step keeps no clearance in its state and nothing has to
-invalidate one. Sets whose region comes near the poles or the antimeridian get no map (``dist`` empty): the
-step then does the full work for every fix.
+invalidate one. Building it costs about 0.08 s at 10k bench fences (scipy's chessboard distance transform),
+so every splice pays that. Sets whose region comes near the poles or the antimeridian, or whose boxes touch
+more than ``MAX_TOUCHED`` of the cells (100k bench fences: nothing would be skipped), get no map (``dist``
+empty): the step then does the full work for every fix.
 """
 
 from __future__ import annotations
@@ -25,10 +28,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 BUDGET_CELLS = 1 << 22      # 4 MB of uint8: cells ~110 m over a 220 × 220 km region
+CELLS_PER_FENCE = 512       # fewer fences get fewer, coarser cells (at least MIN_CELLS): cheaper to build
+MIN_CELLS = 1 << 18
 MIN_CELL_DEG = 1.0 / 4096   # ~27 m of latitude: finer cells buy little and cost memory for small regions
 MAX_CLEAR = 16              # distances are capped here: ~1.7 km at the bench's cells, beyond a fix's usual move
+MAX_TOUCHED = 0.8           # a map with more of its cells touched would skip too little to pay for its lookups
 _PAD = MAX_CLEAR + 1        # untouched cells around the region, so the capped blocks stay inside the map
 
 
@@ -61,12 +68,13 @@ class Clearance:
         cos = float(np.cos(np.radians(max(abs(a_lat), abs(b_lat)))))
         # Square-ish cells in metres; the region plus padding within the budget.
         area = (b_lat - a_lat) * (b_lon - a_lon) * cos
-        cell = max(float(np.sqrt(area / BUDGET_CELLS)) * 1.05, MIN_CELL_DEG)
+        budget = min(BUDGET_CELLS, max(MIN_CELLS, CELLS_PER_FENCE * len(g)))
+        cell = max(float(np.sqrt(area / budget)) * 1.05, MIN_CELL_DEG)
         while True:
             c_lat, c_lon = cell, cell / cos
             rows = int(np.ceil((b_lat - a_lat) / c_lat)) + 2 * _PAD + 1
             cols = int(np.ceil((b_lon - a_lon) / c_lon)) + 2 * _PAD + 1
-            if rows * cols <= BUDGET_CELLS:
+            if rows * cols <= budget:
                 break
             cell *= 1.25
         lat0, lon0 = a_lat - _PAD * c_lat, a_lon - _PAD * c_lon
@@ -76,14 +84,20 @@ class Clearance:
         out = cls(float(lat0), float(lon0), 1.0 / c_lat, 1.0 / c_lon, rows, cols, np.zeros(0, np.uint8))
         i0, j0 = (v.astype(np.int64) for v in out._rows_cols(lat_lo, lon_lo))
         i1, j1 = (v.astype(np.int64) for v in out._rows_cols(lat_hi, lon_hi))
-        # Touched cells: a 2-D difference array of the boxes' cell rectangles, summed up.
-        diff = np.zeros((rows + 1, cols + 1), np.int32)
-        np.add.at(diff, (i0, j0), 1)
-        np.add.at(diff, (i0, j1 + 1), -1)
-        np.add.at(diff, (i1 + 1, j0), -1)
-        np.add.at(diff, (i1 + 1, j1 + 1), 1)
-        touched = diff.cumsum(0).cumsum(1)[:rows, :cols] > 0
-        return cls(out.lat0, out.lon0, out.inv_lat, out.inv_lon, rows, cols, np.append(_chebyshev(touched).ravel(), MAX_CLEAR))
+        # Touched cells: per row of each box's cell rectangle, +1 at its first column and -1 past its last,
+        # summed along the rows (contiguous, so cheap).
+        span = i1 - i0 + 1
+        row = np.repeat(i0 - (np.cumsum(span) - span), span) + np.arange(int(span.sum()))
+        row *= cols + 1
+        size = rows * (cols + 1)
+        diff = np.bincount(row + np.repeat(j0, span), minlength=size)
+        diff -= np.bincount(row + np.repeat(j1 + 1, span), minlength=size)
+        touched = np.cumsum(diff.reshape(rows, cols + 1), axis=1)[:, :cols] > 0
+        if touched.mean() > MAX_TOUCHED:
+            return cls.none()
+        dist = np.minimum(ndimage.distance_transform_cdt(~touched, metric="chessboard"), MAX_CLEAR)
+        return cls(out.lat0, out.lon0, out.inv_lat, out.inv_lon, rows, cols,
+                   np.append(dist.astype(np.uint8).ravel(), np.uint8(MAX_CLEAR)))
 
     @property
     def enabled(self) -> bool:
@@ -136,21 +150,3 @@ class Clearance:
         np.abs(ia, out=ia)
         np.maximum(ia, np.abs(ja, out=ja), out=ia)
         return ia < d_end          # NaN: false; d_end 0: false
-
-
-def _chebyshev(touched: np.ndarray) -> np.ndarray:
-    """Chebyshev distance (uint8, capped at MAX_CLEAR) from each cell to the nearest touched one: one 3×3
-    dilation per step (separable: rows, then columns)."""
-    dist = np.full(touched.shape, MAX_CLEAR, np.uint8)
-    cover = touched.copy()
-    for k in range(MAX_CLEAR):
-        dist[cover & (dist == MAX_CLEAR)] = k
-        if cover.all():
-            break
-        grown = cover.copy()
-        grown[1:] |= cover[:-1]
-        grown[:-1] |= cover[1:]
-        cover = grown.copy()
-        cover[:, 1:] |= grown[:, :-1]
-        cover[:, :-1] |= grown[:, 1:]
-    return dist
