@@ -44,7 +44,7 @@ def in_box(fs: FenceSet, fix, fence, lat, lon, margin_m) -> np.ndarray:
 
 def in_grown_box(fs: FenceSet, fence, lat, lon) -> np.ndarray:
     """Per pair: is the point (deg) inside the fence's box grown by its ``pad_m`` (precomputed)?"""
-    g = fs.grown_box[fence]
+    g = np.take(fs.grown_box, fence, axis=0)     # np.take: row gathers far faster than fancy indexing
     d = np.abs(lon - g[:, 2])
     return (lat >= g[:, 0]) & (lat <= g[:, 1]) & ((d <= g[:, 3]) | (d >= 360.0 - g[:, 3]))
 
@@ -84,18 +84,18 @@ def pair_distance(fs: FenceSet, fence, xyz, margin_m=None, inner_m=None):
       ``inner0_m`` the pre-shrunk polygon answers instead and ``d`` is ``-inner_m`` when the point is at
       least that deep, else ``-0.0``; ``inner_m = inf`` asks no depth at all.
     """
-    par = fs.frame[fence]
+    par = np.take(fs.frame, fence, axis=0)
     east, north = east_north(par, xyz)
     d = np.empty(len(fence))
     circ = fs.kind[fence] == CIRCLE
     if circ.any():
         c = np.flatnonzero(circ)
-        d[c] = arc_from_centre(par[c], xyz[c], east[c], north[c]) - fs.radius_m[fence[c]]
+        d[c] = arc_from_centre(np.take(par, c, axis=0), np.take(xyz, c, axis=0), east[c], north[c]) - fs.radius_m[fence[c]]
     inside = d <= 0
     p = np.flatnonzero(~circ)
     if len(p):
         pf, pe, pn = fence[p], east[p], north[p]
-        box = fs.frame_box[pf]
+        box = np.take(fs.frame_box, pf, axis=0)
         dx = np.maximum(np.maximum(box[:, 0] - pe, pe - box[:, 2]), 0.0)
         dy = np.maximum(np.maximum(box[:, 1] - pn, pn - box[:, 3]), 0.0)
         out_box = np.hypot(dx, dy)
@@ -136,7 +136,7 @@ _SURE_M = 1e-3   # a pre-grown or pre-shrunk polygon stands in for the exact tes
 
 def _polygon_frame(fs: FenceSet, fence, east, north):
     """Distance (m) from each point to its polygon's frame box (0 inside the box)."""
-    box = fs.frame_box[fence]
+    box = np.take(fs.frame_box, fence, axis=0)
     dx = np.maximum(np.maximum(box[:, 0] - east, east - box[:, 2]), 0.0)
     dy = np.maximum(np.maximum(box[:, 1] - north, north - box[:, 3]), 0.0)
     return np.hypot(dx, dy)
@@ -156,7 +156,7 @@ def evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.ndarray, n
     circ = fs.kind[fence] == CIRCLE
     c = np.flatnonzero(circ)
     if len(c):
-        near[c], deep[c] = _circle_evidence(fs, fence[c], xyz[c], margin_m[c], inner_m[c])
+        near[c], deep[c] = _circle_evidence(fs, fence[c], np.take(xyz, c, axis=0), margin_m[c], inner_m[c])
     p = np.flatnonzero(~circ)
     if len(p):
         pf, margin, inner = fence[p], margin_m[p], inner_m[p]
@@ -164,7 +164,7 @@ def evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.ndarray, n
                  & (inner > 0) & (inner <= fs.inner0_m[pf] + 1e-9) & (fs.inner0_m[pf] > _SURE_M))
         u = p[usual]
         uf = fence[u]
-        eu, nu = east_north(fs.frame[uf], xyz[u])
+        eu, nu = east_north(np.take(fs.frame, uf, axis=0), np.take(xyz, u, axis=0))
         code = fs.rasters.lookup(uf, eu, nu)
         in_g = (code & 3) == IN_CELL
         a = np.flatnonzero((code & 3) == EDGE_CELL)
@@ -191,7 +191,7 @@ def _circle_evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.nd
     """:func:`evidence` for circles. The arc from the centre is at least the ECEF chord and exceeds it by a
     relative ``chord² K`` at most, so the chord settles every pair but those within that (sub-millimetre)
     band of a threshold; only those compute the arc."""
-    par = fs.frame[fence]
+    par = np.take(fs.frame, fence, axis=0)
     dv = xyz - par[:, :3]
     chord = np.sqrt(np.einsum("ij,ij->i", dv, dv))
     radius = fs.radius_m[fence]
@@ -202,8 +202,9 @@ def _circle_evidence(fs: FenceSet, fence, xyz, margin_m, inner_m) -> tuple[np.nd
     near, deep = hi <= margin_m, hi <= deep_at
     a = np.flatnonzero(((lo <= margin_m) & ~near) | ((lo <= deep_at) & ~deep))
     if len(a):
-        east, north = east_north(par[a], xyz[a])
-        d = arc_from_centre(par[a], xyz[a], east, north) - radius[a]
+        pa, xa = np.take(par, a, axis=0), np.take(xyz, a, axis=0)
+        east, north = east_north(pa, xa)
+        d = arc_from_centre(pa, xa, east, north) - radius[a]
         near[a] = d <= margin_m[a]
         deep[a] = (d <= 0) & (d <= -inner_m[a])
     return near, deep
@@ -219,7 +220,7 @@ def beyond(fs: FenceSet, fence, xyz, margin_m, east, north) -> np.ndarray:
     circ = fs.kind[fence] == CIRCLE
     c = np.flatnonzero(circ)
     if len(c):
-        d = arc_from_centre(fs.frame[fence[c]], xyz[c], east[c], north[c]) - fs.radius_m[fence[c]]
+        d = arc_from_centre(np.take(fs.frame, fence[c], axis=0), np.take(xyz, c, axis=0), east[c], north[c]) - fs.radius_m[fence[c]]
         out[c] = d > margin_m[c]
     p = np.flatnonzero(~circ)
     if len(p):
@@ -291,7 +292,7 @@ def segment_reaches(fs: FenceSet, fence, ea, na, eb, nb) -> np.ndarray:
         ok[c] = _closest_to_origin(ea[c], na[c], eb[c], nb[c]) <= fs.radius_m[fence[c]]
     p = np.flatnonzero(~circ)
     if len(p):
-        box = fs.frame_box[fence[p]]
+        box = np.take(fs.frame_box, fence[p], axis=0)
         ok[p] = ((np.maximum(ea[p], eb[p]) >= box[:, 0]) & (np.minimum(ea[p], eb[p]) <= box[:, 2])
                  & (np.maximum(na[p], nb[p]) >= box[:, 1]) & (np.minimum(na[p], nb[p]) <= box[:, 3]))
     return ok

@@ -37,8 +37,9 @@ class Rasters:
         """Per pair (polygon fences only): the raster code of the point (frame metres); ``OUT`` off the raster."""
         s = self.slot[fence]
         r = self.size
-        u = (east - self.origin[s, 0]) * self.inv_cell[s, 0]
-        v = (north - self.origin[s, 1]) * self.inv_cell[s, 1]
+        o, inv = np.take(self.origin, s, axis=0), np.take(self.inv_cell, s, axis=0)
+        u = (east - o[:, 0]) * inv[:, 0]
+        v = (north - o[:, 1]) * inv[:, 1]
         ok = (u >= 0) & (u < r) & (v >= 0) & (v < r)
         cell = (np.where(ok, u, 0).astype(np.int64) * len(self.origin) + s) * r + np.where(ok, v, 0).astype(np.int64)
         return np.where(ok, self.codes[cell], OUT)

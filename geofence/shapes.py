@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 import shapely
 from geofence.frames import ecef, east_north, frame_params
+from geofence.clear import Clearance
 from geofence.edges import Edges
 from geofence.grid import GridIndex
 from geofence.raster import Rasters
@@ -179,6 +180,7 @@ class FenceSet:
     grid: GridIndex             # over boxes grown by pad_m
     seg_pad: np.ndarray         # float (n, 2): lat, lon half extents (deg) the seg_grid boxes are grown by
     seg_grid: GridIndex         # over boxes grown by seg_pad: a segment's midpoint finds every box its box meets
+    clear: Clearance            # cells' distance to the grown boxes: fixes and segments with nothing near
     sure_in_m: np.ndarray       # float (n,): frame points nearer the origin are inside ``shrunk`` (polygons; 0)
     sure_out_m: np.ndarray      # float (n,): frame points farther from the origin are outside ``grown`` (inf)
     id_table: np.ndarray        # int64: fence index per fence_id when ids are small non-negative, else empty
@@ -293,7 +295,7 @@ class FenceSet:
 
 def indices(ids, box_lat, box_lon, grown_box, seg_pad, reuse=None) -> dict:
     """The set-wide lookup structures of ``FenceSet`` (fields by name), from its per-fence boxes: the id
-    tables, the STRtree over the plain boxes, the grid over the grown ones and the segment grid.
+    tables, the STRtree over the plain boxes, the grid over the grown ones, the segment grid and the clearance map.
 
     ``reuse``: (older set, new index of each of its fences (-1: gone), bool per fence: not in the older set)
     lets the grids renumber the older set's registrations rather than build anew (``GridIndex.build``)."""
@@ -313,7 +315,8 @@ def indices(ids, box_lat, box_lon, grown_box, seg_pad, reuse=None) -> dict:
     return dict(id_order=np.argsort(ids), sorted_ids=np.sort(ids), id_table=id_table,
                 tree=shapely.STRtree(boxes), tree_fence=owner,
                 grid=GridIndex.build(g_y0, g_y1, g_x0, g_x1, gowner, reuse=g_reuse),
-                seg_grid=GridIndex.build(s_y0, s_y1, s_x0, s_x1, sowner, reuse=s_reuse))
+                seg_grid=GridIndex.build(s_y0, s_y1, s_x0, s_x1, sowner, reuse=s_reuse),
+                clear=Clearance.build(grown_box))
 
 
 def _circle_boxes(circles, radius, centre, box_lat, box_lon) -> None:

@@ -29,7 +29,7 @@ from vigil.errors import RejectedInput
 
 #: Fields rebuilt set-wide or spliced by their own module; every other field is one row per fence.
 _SET_WIDE = frozenset({"fences", "id_order", "sorted_ids", "id_table", "tree", "tree_fence", "grid", "seg_grid",
-                       "edges", "rasters"})
+                       "clear", "edges", "rasters"})
 _ROWS = tuple(f.name for f in fields(FenceSet) if f.name not in _SET_WIDE)
 
 

@@ -42,6 +42,9 @@ _NONE = np.zeros(0, np.int64)
 @dataclass(frozen=True, slots=True)
 class StepConfig:
     cross_max_gap_ms: int = 600_000   # 10 min: beyond that a straight line between two fixes is a guess
+    #: Skip the candidate search of fixes and segments the fence set's clearance map shows to be clear of every
+    #: fence (:mod:`geofence.clear`); the results are the same either way (False: for tests and benchmarks).
+    shortcut: bool = True
 
 
 def _col(fixes, name, dtype):
@@ -142,10 +145,19 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
 
     # Evidence: new fixes against the fences whose box grown by the usual margin holds them (the grid);
     # fixes with a larger margin (poor accuracy) ask the STRtree with their own.
-    g_fix, g_fence = fs.grid.query(lat, lon) if len(fs) else (_NONE, _NONE)
     acc0 = np.nan_to_num(acc, nan=0.0)
     af_pad = fs.pad_m[fs.af_on]
     wide = acc0 > (float(af_pad.min()) if len(af_pad) else np.inf)
+    # Fixes in cells clear of every grown box (and with the usual margin) have no candidate: not looked up.
+    clear_d, clear_cells = fs.clear.lookup_cells(lat, lon) if config.shortcut and len(fs) else (None, None)
+    if not len(fs):
+        g_fix, g_fence = _NONE, _NONE
+    elif clear_d is None or not fs.clear.enabled:
+        g_fix, g_fence = fs.grid.query(lat, lon)
+    else:
+        ask = np.flatnonzero((clear_d == 0) | wide)
+        g_fix, g_fence = fs.grid.query(lat[ask], lon[ask])
+        g_fix = ask[g_fix]
     sel = in_grown_box(fs, g_fence, lat[g_fix], lon[g_fix]) & ~wide[g_fix]
     g_fix, g_fence = g_fix[sel], g_fence[sel]
     if wide.any():
@@ -170,8 +182,11 @@ def step(state: GeofenceState, fixes, fs: FenceSet, config: StepConfig = StepCon
     p_fix, p_fence = g_row[near], g_fence[near]
     deep = deep[near]
     p_obs = np.where(g_poor[near], HOLD, np.where(deep, IN, BAND)).astype(np.int8)
+    e_clear = None
+    if clear_d is not None and fs.clear.enabled:
+        e_clear = clear_d if alternating else stream(clear_d, np.zeros(len(state.device), np.uint8))
     c_row, c_fence = _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, np.sort(p_fix * nf + p_fence),
-                              alternating, any_poor, any_wide)
+                              alternating, any_poor, any_wide, e_clear, clear_cells)
 
     # Keys: state rows of these devices (fences still defined), near pairs, cross pairs.
     s_found, s_grp = rank(state.key_device)
@@ -297,9 +312,10 @@ def _segment_candidates(fs: FenceSet, lat_lo, lat_hi, lon_c, half, cos_low) -> t
             b = l[big]
             extra = candidates_box(fs, lat_lo[b], lat_hi[b], lon_c[b], half[b])
             extra = b[extra[0]], extra[1]
-    box = fs.box_lat[f]
+    box = np.take(fs.box_lat, f, axis=0)      # np.take: row gathers far faster than fancy indexing
     near = (box[:, 0] <= lat_hi[q]) & (box[:, 1] >= lat_lo[q])
-    near &= np.abs(wrap_lon(lon_c[q] - fs.box_lon[f, 0])) <= half[q] + fs.box_lon[f, 1]
+    box = np.take(fs.box_lon, f, axis=0)
+    near &= np.abs(wrap_lon(lon_c[q] - box[:, 0])) <= half[q] + box[:, 1]
     q, f = np.concatenate([q[near], extra[0]]), np.concatenate([f[near], extra[1]])
     if len(q) and not short.all():
         key = np.unique(q * len(fs) + f)       # box queries may repeat a pair
@@ -313,7 +329,7 @@ def _xyz(lat, lon, rows) -> np.ndarray:
 
 
 def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternating=False, any_poor=True,
-             any_wide=True):
+             any_wide=True, e_clear=None, new_cells=None):
     """(row, fence index) of ``cross`` events-to-be: the segment from the device's previous fix meets a fence
     while both fixes are clearly outside it (beyond the anti-flap margin, so jitter around a parked car
     never crosses). Candidates: short segments' midpoints in ``fs.seg_grid``, longer ones by box (see
@@ -323,7 +339,10 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternatin
     within the margin). A segment ends at a new fix, whose evidence covers every fence within its margin,
     so its end is beyond the margin exactly when its pair is not among them. ``alternating``: the stream is
     (previous fix, new fix) per device, one new fix each; ``any_poor``: some fix may exceed a fence's
-    ``max_accuracy_m``; ``any_wide``: some fix's accuracy may exceed a fence's hysteresis."""
+    ``max_accuracy_m``; ``any_wide``: some fix's accuracy may exceed a fence's hysteresis. ``e_clear``: the
+    clearance (cells, :mod:`geofence.clear`) of each stream row's fix (0 for context rows), or of each new fix
+    when ``alternating``; segments lying in clear cells are dropped before any search (None: none dropped).
+    ``new_cells``: the new fixes' cells (``Clearance.lookup_cells``), used when ``alternating``."""
     if len(fs) == 0:
         return _NONE, _NONE
     gap = config.cross_max_gap_ms
@@ -335,6 +354,10 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternatin
         seg = np.flatnonzero((e_dev[1:] == e_dev[:-1]) & (e_ts[1:] - e_ts[:-1] <= gap)) + 1
         ok = np.ones(len(seg), bool)
         la, lb, oa, ob = e_lat[seg - 1], e_lat[seg], e_lon[seg - 1], e_lon[seg]
+    if e_clear is not None:
+        keep = np.flatnonzero(~(fs.clear.segments_clear(e_clear, la, oa, lb, ob, new_cells) if alternating
+                                else fs.clear.segments_clear(e_clear[seg], la, oa, lb, ob)))
+        seg, ok, la, lb, oa, ob = (v[keep] for v in (seg, ok, la, lb, oa, ob))
     dlat, dlon = lb - la, wrap_lon(ob - oa)
     # Cosine at the end nearer the equator, over-estimated (single precision errs by < 3e-7): ample for these
     # prefilters, which only need an upper bound of the segment's length in metres.
@@ -372,14 +395,14 @@ def _crosses(fs, config, e_dev, e_ts, e_lat, e_lon, e_acc, near_keys, alternatin
     if any_poor:
         ok &= ~(fs.af_on[f] & ((e_acc[r - 1] > fs.max_accuracy_m[f]) | (e_acc[r] > fs.max_accuracy_m[f])))
     r, f = r[ok], f[ok]
-    par = fs.frame[f]
+    par = np.take(fs.frame, f, axis=0)
     xyz_a = _xyz(e_lat, e_lon, r - 1)
     ea, na = east_north(par, xyz_a)
     eb, nb = east_north(par, _xyz(e_lat, e_lon, r))
     ok = segment_reaches(fs, f, ea, na, eb, nb)
     fo = f[ok]
     margin_a = _margin(fs, fo, e_acc[r[ok] - 1]) if any_wide else fs.outer0_m[fo]
-    ok[ok] = beyond(fs, fo, xyz_a[ok], margin_a, ea[ok], na[ok])
+    ok[ok] = beyond(fs, fo, np.take(xyz_a, np.flatnonzero(ok), axis=0), margin_a, ea[ok], na[ok])
     r, f, ea, na, eb, nb = (v[ok] for v in (r, f, ea, na, eb, nb))
     hit = segment_hits(fs, f, ea, na, eb, nb, reached=True, ends_outside=True)
     return r[hit], f[hit]
