@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import random
 import secrets
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ import numpy as np
 
 from ingest.mqtt_auth import broker_username
 from simulators.city import City
-from simulators.mqtt_device import DeviceConnection, Login, close_all, connect_all, keep_alive, raise_fd_limit
+from simulators.mqtt_device import DeviceConnection, Login, close_all, connect, connect_all, keep_alive, raise_fd_limit
 from simulators.truth_log import TruthLog
 from vigil.errors import BusError
 from vigil.settings import parse_mqtt_url
@@ -36,6 +37,7 @@ PUBLISH_TIMEOUT_S = 30.0
 #: Open files besides the device sockets: the database pool, the truth log, stdio, Python's own.
 FD_MARGIN = 64
 TRUTH_FLUSH_TICKS = 60
+RECONNECT_MAX_S = 30.0  # a device whose connection dropped retries after 1 s, doubling to this
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,10 @@ class Progress:
     expected_rows: dict[str, int]
     connections: int = 0
     connect_s: float = 0.0
+    #: Messages of devices whose own connection was down (dropped, as by a box without a buffer), and
+    #: how often such a device got back on.
+    dropped: int = 0
+    reconnects: int = 0
 
 
 def own_credential_devices(city: City, count: int | None = None) -> list[int]:
@@ -102,7 +108,9 @@ async def run_city(
     in the past for a faster run (the gateway refuses fixes more than 5 minutes ahead of its clock).
     ``device_passwords``: device id -> password of the devices that publish on their own connection;
     the others publish through one connection as ``username``/``password`` (the simulator account).
-    ``connected`` is called once every connection is open. Returns the final progress.
+    ``connected`` is called once every connection is open. A device whose own connection drops (broker
+    restart, credentials revoked) reconnects in the background with backoff and drops its messages until
+    it is back (``Progress.dropped``); the shared connection failing ends the run. Returns the final progress.
     """
     if duration_s is not None and (isinstance(duration_s, bool) or duration_s < 1):
         raise ValueError(f"duration_s must be a positive number of seconds or None, got {duration_s!r}")
@@ -123,9 +131,31 @@ async def run_city(
     if shared:
         logins.append(Login(f"vigil-citysim-{tag}", username, password, max_inflight=MAX_INFLIGHT))
     truth = TruthLog(truth_dir, city) if truth_dir is not None else None
-    sent = 0
+    sent = dropped = reconnects = 0
     loop = asyncio.get_running_loop()
     conns: list[DeviceConnection] = []
+    down: dict[int, asyncio.Task] = {}  # device index -> its reconnect task
+
+    async def reconnect(d: int) -> None:
+        # A real box reconnects after the broker drops it (broker restart, credentials revoked when the
+        # device is suspended, network): with backoff, and forever, without holding up the others.
+        nonlocal reconnects
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay * random.uniform(0.75, 1.25))  # noqa: S311 - jitter, not secrets
+            try:
+                conn = await connect(host, port, logins[slot[d]])
+            except BusError:  # refused (e.g. suspended) or unreachable: stay offline, try again later
+                delay = min(delay * 2, RECONNECT_MAX_S)
+                continue
+            conns[slot[d]] = by_device[d] = conn
+            reconnects += 1
+            del down[d]
+            return
+
+    def lost(d: int) -> None:
+        if d not in down:
+            down[d] = asyncio.create_task(reconnect(d))
     try:
         wall0 = time.perf_counter()
         # Connecting the first login retries while a running `vigil up` has not yet re-read its password
@@ -133,13 +163,15 @@ async def run_city(
         conns = await connect_all(host, port, logins)
         connect_s = time.perf_counter() - wall0
         by_device = {index[d]: conn for d, conn in zip(own, conns)}
+        slot = {index[d]: i for i, d in enumerate(own)}  # device index -> its login and connection
         bulk = conns[-1] if shared else None
         keeper = asyncio.create_task(keep_alive(conns))
         t0 = last_report = loop.time()
         wall0 = time.perf_counter()
 
         def report() -> Progress:
-            return Progress(city.t, time.perf_counter() - wall0, sent, city.expected_rows(), len(conns), connect_s)
+            return Progress(city.t, time.perf_counter() - wall0, sent, city.expected_rows(), len(conns), connect_s,
+                            dropped, reconnects)
 
         if connected is not None:
             connected(report())
@@ -148,13 +180,33 @@ async def run_city(
                 messages = city.tick()
                 # A device's own connection takes its messages at once (a PUBACK future each, no task);
                 # the shared connection's go through its in-flight window in chunks.
-                acks = [by_device[d].send(topic, payload) for d, topic, payload in messages if d in by_device]
-                rest = [(topic, payload) for d, topic, payload in messages if d not in by_device]
+                # A device whose connection is down drops its messages until it is back.
+                acks: list[tuple[int, asyncio.Future]] = []
+                rest = []
+                lost_now = 0
+                for d, topic, payload in messages:
+                    if d not in by_device:
+                        rest.append((topic, payload))
+                    elif d in down:
+                        lost_now += 1
+                    else:
+                        try:
+                            acks.append((d, by_device[d].send(topic, payload)))
+                        except BusError:  # the connection was already gone
+                            lost_now += 1
+                            lost(d)
                 async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                     for i in range(0, len(rest), PUBLISH_CHUNK):
                         await asyncio.gather(*(bulk.publish(t, p) for t, p in rest[i:i + PUBLISH_CHUNK]))
-                    await asyncio.gather(*acks)
-                sent += len(messages)
+                    results = await asyncio.gather(*(f for _, f in acks), return_exceptions=True)
+                for (d, _), result in zip(acks, results):
+                    if isinstance(result, BusError):  # lost before its PUBACK
+                        lost_now += 1
+                        lost(d)
+                    elif isinstance(result, BaseException):
+                        raise result
+                sent += len(messages) - lost_now
+                dropped += lost_now
                 if truth is not None and city.t % TRUTH_FLUSH_TICKS == 0:
                     truth.flush()
                 now = loop.time()
@@ -172,6 +224,8 @@ async def run_city(
                     await asyncio.sleep(0)
         finally:
             keeper.cancel()
+            for task in down.values():
+                task.cancel()
     except TimeoutError as exc:
         raise BusError(f"city simulator: the broker at {host}:{port} did not acknowledge within "
                        f"{PUBLISH_TIMEOUT_S:.0f} s") from exc

@@ -97,7 +97,9 @@ async def simulate_city(run: CityRun, network: Network, *, print_fn: Callable[[s
         rate = p.messages / p.wall_s if p.wall_s > 0 else 0.0
         total = f"/{run.duration_s}" if run.duration_s else ""
         print_fn(f"t={p.sim_s}{total} s simulated, {p.wall_s:.0f} s wall: {p.messages} messages "
-                 f"({rate:.0f}/s), {p.expected_rows['fixes']} fixes, {p.expected_rows['device_events']} events")
+                 f"({rate:.0f}/s), {p.expected_rows['fixes']} fixes, {p.expected_rows['device_events']} events"
+                 + (f"; {p.dropped} dropped while a device was offline, {p.reconnects} reconnects"
+                    if p.dropped or p.reconnects else ""))
 
     def connected(p: Progress) -> None:
         print_fn(f"{p.connections} MQTT connections open in {p.connect_s:.1f} s")

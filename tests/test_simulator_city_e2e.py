@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiomqtt
+
 from ingest import mqtt_auth
 from roads import bundled_pbf, load_graph
 from simulators import mqtt_device as md
@@ -221,3 +223,62 @@ async def test_every_device_publishes_on_its_own_connection(database_url, runtim
     assert await wait_for_rows(runtime.db, "fixes", expected["fixes"] + 1) == expected["fixes"] + 1
     after = dict(await fetch(runtime.db, sql.format("fixes")))
     assert after[marker_id] == fixes[marker_id] + 1 and after[victim_id] == fixes[victim_id]
+
+
+async def test_a_dropped_device_reconnects_and_the_others_carry_on(db, tmp_path):
+    """A device suspended mid-run is dropped by the broker and refused on reconnecting: the run goes on
+    for the others, counting its messages as dropped; reactivated, it logs in again and publishes."""
+    from storage import devices as registry
+    from tests.test_mqtt_auth import auth_broker
+    from tests.test_simulator_mqtt_device import broker_files
+
+    city = small_city(tmp_path, duration_s=60, cars=6, pets=0, homes=0, phone_share=0.0, teltonika_share=0.0)
+    passwords = await provision(db, city, own=own_credential_devices(city))
+    gateway_password = await mqtt_auth.issue_account(db, "gw", "gateway")
+    victim = city.devices[0].device_id
+    received: dict[str, int] = {}
+    last_seen: dict[str, float] = {}
+    reactivated_at: list[float] = []
+    loop = asyncio.get_running_loop()
+    with auth_broker(await broker_files(db, tmp_path / "auth")) as broker:
+        url = f"mqtt://127.0.0.1:{broker.port}"
+
+        async def refresh() -> None:
+            await broker_files(db, tmp_path / "auth")
+            broker.reload()
+
+        async def subscriber(ready: asyncio.Event) -> None:
+            async with aiomqtt.Client("127.0.0.1", broker.port, username="gw", password=gateway_password,
+                                      identifier="counter", timeout=10) as client:
+                await client.subscribe("vigil/v1/#", qos=1)
+                ready.set()
+                async for message in client.messages:
+                    device = str(message.topic).split("/")[3]
+                    received[device] = received.get(device, 0) + 1
+                    last_seen[device] = loop.time()
+
+        async def suspend_then_reactivate() -> None:
+            await asyncio.sleep(1.0)
+            await registry.set_status(db, victim, "suspended")
+            await refresh()
+            await asyncio.sleep(2.5)   # refused meanwhile: its connection attempts back off
+            await registry.set_status(db, victim, "active")
+            await refresh()
+            reactivated_at.append(loop.time())
+
+        ready = asyncio.Event()
+        counter = asyncio.create_task(subscriber(ready))
+        await asyncio.wait_for(ready.wait(), 10)
+        chaos: list[asyncio.Task] = []
+        final = await run_city(url, city, duration_s=60, speedup=4, device_passwords=passwords,
+                               connected=lambda _: chaos.append(asyncio.create_task(suspend_then_reactivate())))
+        await chaos[0]
+        async with asyncio.timeout(10):
+            while sum(received.values()) < final.messages:
+                await asyncio.sleep(0.05)
+        counter.cancel()
+    assert final.connections == 6
+    assert final.dropped > 0 and final.reconnects == 1
+    assert sum(received.values()) == final.messages   # every acknowledged message, nothing else
+    assert {d.device_id for d in city.devices} == set(received)
+    assert last_seen[victim] > reactivated_at[0]   # back on after reactivation, on its own credentials
