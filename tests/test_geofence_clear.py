@@ -14,31 +14,10 @@ from geofence.clear import Clearance
 from geofence.splice import splice
 from geofence.transitions import StepConfig
 from tests.geofence_tracks import offset
-from tests.test_geofence_splice import LAT0, LON0, T0, apply, edited_world, make_fence
+from tests.test_geofence_splice import LAT0, LON0, T0, edited_world, make_fence, run
 
 EXAMPLES = int(os.environ.get("VIGIL_CLEAR_EXAMPLES", "60"))
 FULL, SHORT = StepConfig(shortcut=False), StepConfig(shortcut=True)
-
-
-def run(world, config: StepConfig):
-    """Events (one int64 table) and final state over the stream, the fence set spliced between windows."""
-    fences, edits, stream = world
-    fences = sorted(fences, key=lambda f: f.fence_id)
-    fs = FenceSet.compile(fences)
-    ts = np.unique(stream["ts_ms"])
-    cuts = [ts[0] - 1] + [ts[len(ts) * (i + 1) // (len(edits) + 1) - 1] for i in range(len(edits))] + [ts[-1]]
-    state, rows, skipped = GeofenceState.empty(), [], 0
-    for w, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:])):
-        if w:
-            fences = apply(fences, edits[w - 1])
-            fs = splice(fs, fences)
-        sel = (stream["ts_ms"] > lo) & (stream["ts_ms"] <= hi)
-        part = {k: v[sel] for k, v in stream.items()}
-        skipped += int((fs.clear.lookup(part["lat"], part["lon"]) > 0).sum())
-        state, ev = step(state, part, fs, config)
-        rows.append(np.column_stack([ev.device, ev.fence, ev.kind, ev.ts_ms, ev.since_ms,
-                                     np.column_stack([ev.lat, ev.lon]).view(np.int64)]))
-    return np.concatenate(rows), state, skipped
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -46,8 +25,8 @@ def run(world, config: StepConfig):
 def test_shortcut_gives_the_full_paths_events_and_state(world):
     """Random fences edited (added, moved, deleted) between batches, random tracks and accuracies: the step
     with the shortcut gives bit-identical events and state to the step without it."""
-    full, state_full, _ = run(world, FULL)
-    short, state_short, _ = run(world, SHORT)
+    full, state_full, _ = run(world, config=FULL)
+    short, state_short, _ = run(world, config=SHORT)
     assert np.array_equal(full, short)
     assert state_full.equals(state_short)
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from geofence import OFF, AntiFlap, CircleFence, FenceSet, GeofenceState, PolygonFence, step
 from geofence import raster
 from geofence.splice import splice
+from geofence.transitions import StepConfig
 from tests.geofence_tracks import offset, square
 from vigil.errors import RejectedInput
 
@@ -72,8 +73,9 @@ def apply(fences: list, edit) -> list:
     return sorted(rest + ([] if op == "delete" else [make_fence(fid, *args)]), key=lambda f: f.fence_id)
 
 
-def run(world, incremental: bool):
-    """Events and final state of the stream, the fence set edited between equal time windows."""
+def run(world, incremental: bool = True, config: StepConfig = StepConfig()):
+    """Events (one int64 table), final state and fence set of the stream, the fence set edited between
+    equal time windows: spliced (``incremental``) or compiled afresh."""
     fences, edits, stream = world
     fences = sorted(fences, key=lambda f: f.fence_id)
     fs = FenceSet.compile(fences)
@@ -85,7 +87,7 @@ def run(world, incremental: bool):
             fences = apply(fences, edits[w - 1])
             fs = splice(fs, fences) if incremental else FenceSet.compile(fences)
         sel = (stream["ts_ms"] > lo) & (stream["ts_ms"] <= hi)
-        state, ev = step(state, {k: v[sel] for k, v in stream.items()}, fs)
+        state, ev = step(state, {k: v[sel] for k, v in stream.items()}, fs, config)
         rows.append(np.column_stack([ev.device, ev.fence, ev.kind, ev.ts_ms, ev.since_ms,
                                      np.column_stack([ev.lat, ev.lon]).view(np.int64)]))
     return np.concatenate(rows), state, fs
